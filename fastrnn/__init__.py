@@ -1,0 +1,10 @@
+"""fastrnn: Numba-accelerated recurrent networks with explicit forward and backward.
+
+Importing the package compiles nothing and probes no GPU: kernels compile (and
+are cached on disk) the first time a layer runs.
+"""
+
+from ._version import __version__
+from .nn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+
+__all__ = ["__version__", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]

@@ -1,0 +1,115 @@
+"""Argument checks shared by the public API.
+
+Every check raises ``TypeError`` (wrong kind of thing) or ``ValueError`` (right
+kind, wrong value) with a message naming the argument, what was expected and
+what came, so no numba typing error ever reaches a user.
+"""
+
+import numbers
+
+import numpy as np
+
+from . import config
+
+
+def describe(value):
+    """Short description of a value for error messages: type, dtype and shape."""
+    if isinstance(value, np.ndarray):
+        return f"an array of dtype {value.dtype} and shape {value.shape}"
+    return f"{type(value).__name__} {value!r}" if np.isscalar(value) else type(value).__name__
+
+
+def check_int(name, value, minimum):
+    """Return ``value`` as an int, requiring an integer ``>= minimum``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {describe(value)}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_bool(name, value):
+    """Return ``value`` as a bool, requiring a real boolean."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {describe(value)}")
+    return bool(value)
+
+
+def check_choice(name, value, choices):
+    """Require ``value`` to be one of ``choices`` (strings)."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def check_dropout(value):
+    """Require a dropout probability in [0, 1)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"dropout must be a float in [0, 1), got {describe(value)}")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"dropout must be a float in [0, 1), got {value}")
+    return float(value)
+
+
+def resolve_dtype(value):
+    """The parameter dtype: float32 or float64; anything else is a ``TypeError``."""
+    try:
+        dtype = np.dtype(value)
+    except TypeError:
+        raise TypeError(f"dtype must be numpy.float32 or numpy.float64, got {value!r}") from None
+    if dtype not in config.SUPPORTED_DTYPES:
+        raise TypeError(f"dtype must be numpy.float32 or numpy.float64, got {dtype}")
+    return dtype
+
+
+def as_float_array(name, value, dtype):
+    """``value`` as an ndarray of exactly ``dtype``, never cast silently.
+
+    Lists and tuples (which carry no dtype) are converted to ``dtype``; arrays
+    must already have it, so float64 data is never rounded to float32 behind
+    the user's back (nor float32 widened).
+    """
+    if isinstance(value, (list, tuple)):
+        try:
+            return np.asarray(value, dtype=dtype)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be an array of {dtype}, got a {type(value).__name__} "
+                            "that does not convert to one") from None
+    if not hasattr(value, "dtype") or not hasattr(value, "shape"):
+        raise TypeError(f"{name} must be a numpy array of {dtype}, got {describe(value)}")
+    array = np.asarray(value)
+    if array.dtype != dtype:
+        kind = "floating" if array.dtype.kind == "f" else "non-floating"
+        raise TypeError(
+            f"{name} must have dtype {dtype} (the layer's dtype), got {kind} dtype {array.dtype}; "
+            f"convert it with .astype(numpy.{dtype}) or build the layer with dtype=numpy."
+            f"{array.dtype if kind == 'floating' else dtype}")
+    return array
+
+
+def check_shape(name, array, expected):
+    """Require ``array.shape == expected``."""
+    if array.shape != tuple(expected):
+        raise ValueError(f"{name} must have shape {tuple(expected)}, got {array.shape}")
+    return array
+
+
+def check_lengths(lengths, steps, batch):
+    """Sequence lengths as a C-contiguous int64 array of shape (batch,).
+
+    Each entry must be an integer in ``[0, steps]``.
+    """
+    if lengths is None:
+        return np.full(batch, steps, dtype=np.int64)
+    array = np.asarray(lengths)
+    if array.ndim == 0:
+        array = array.reshape(1)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"lengths must be integers, got {describe(lengths)}")
+    if array.shape != (batch,):
+        raise ValueError(f"lengths must have one entry per batch entry, {batch}, "
+                         f"got {array.size} (shape {array.shape})")
+    if array.size and (array.min() < 0 or array.max() > steps):
+        raise ValueError(f"lengths must be in [0, {steps}] (the number of time steps), "
+                         f"got values from {array.min()} to {array.max()}")
+    return np.ascontiguousarray(array, dtype=np.int64)

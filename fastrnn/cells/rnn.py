@@ -1,0 +1,37 @@
+r"""Elman (vanilla) RNN cell.
+
+.. math::
+
+    h_t = \phi(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh}),
+    \qquad \phi \in \{\tanh, \mathrm{ReLU}\}
+
+Backward, with :math:`a_t` the pre-activation:
+
+.. math::
+
+    \frac{\partial L}{\partial a_t} = \frac{\partial L}{\partial h_t}\,\phi'(a_t),
+    \qquad \tanh'(a) = 1 - h^2, \qquad \mathrm{ReLU}'(a) = [h > 0]
+
+Both derivatives are written in terms of the output :math:`h_t`, so the tape
+keeps only the hidden states.
+"""
+
+from .activations import relu, tanh
+
+#: Nonlinearity codes used by the kernels.
+TANH = 0
+RELU = 1
+
+
+def rnn_forward_point(a, nonlinearity):
+    """Apply the cell's nonlinearity to one pre-activation ``a``."""
+    if nonlinearity == RELU:
+        return relu(a)
+    return tanh(a)
+
+
+def rnn_backward_point(dh, h, nonlinearity):
+    """Gradient with respect to the pre-activation from ``dh`` and the output ``h``."""
+    if nonlinearity == RELU:
+        return dh if h > 0.0 else 0.0 * dh
+    return dh * (1.0 - h * h)

@@ -1,0 +1,7 @@
+"""User-facing layers and cells."""
+
+from .cells import GRUCell, LSTMCell, RNNCell
+from .layers import GRU, LSTM, RNN
+from .recurrent import RecurrentLayer, Tape
+
+__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RecurrentLayer", "Tape"]

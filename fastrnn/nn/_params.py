@@ -1,0 +1,73 @@
+"""One flat parameter buffer and one flat gradient buffer per module.
+
+Named parameters are views into the flat buffers, so optimizers, clipping and
+checkpoints can each work on one array.
+"""
+
+from collections import namedtuple
+
+import numpy as np
+
+from .._validation import describe
+
+LoadResult = namedtuple("LoadResult", ["missing_keys", "unexpected_keys"])
+
+
+class ParameterStore:
+    """Flat ``params``/``grads`` buffers with named views.
+
+    Parameters
+    ----------
+    layout : list of (str, tuple)
+        Parameter names and shapes, in order.
+    dtype : numpy.dtype
+    """
+
+    def __init__(self, layout, dtype):
+        sizes = [int(np.prod(shape)) for _, shape in layout]
+        self.flat_params = np.zeros(sum(sizes), dtype)
+        self.flat_grads = np.zeros(sum(sizes), dtype)
+        self.params, self.grads = {}, {}
+        offset = 0
+        for (name, shape), size in zip(layout, sizes):
+            self.params[name] = self.flat_params[offset:offset + size].reshape(shape)
+            self.grads[name] = self.flat_grads[offset:offset + size].reshape(shape)
+            offset += size
+
+    def state_dict(self):
+        """Copies of every parameter, by name (NumPy arrays, loadable into torch)."""
+        return {name: value.copy() for name, value in self.params.items()}
+
+    def load_state_dict(self, state, strict=True):
+        """Copy parameters in from ``state`` (name -> array-like).
+
+        Raises
+        ------
+        ValueError
+            With ``strict``, on missing or unknown keys; always on a shape
+            mismatch, naming the key.
+        TypeError
+            On a non-mapping, or a value that is not a real floating/integer array.
+        """
+        if not hasattr(state, "keys"):
+            raise TypeError(f"state_dict must be a mapping of name to array, got {describe(state)}")
+        missing = [name for name in self.params if name not in state]
+        unexpected = [name for name in state if name not in self.params]
+        if strict and (missing or unexpected):
+            raise ValueError(f"load_state_dict(strict=True): missing keys {missing}, "
+                             f"unexpected keys {unexpected}")
+        arrays = {}
+        for name in self.params:
+            if name not in state:
+                continue
+            array = np.asarray(state[name])
+            if array.dtype.kind not in "fiu":
+                raise TypeError(f"state_dict[{name!r}] must be a real numeric array, "
+                                f"got dtype {array.dtype}")
+            if array.shape != self.params[name].shape:
+                raise ValueError(f"state_dict[{name!r}] must have shape "
+                                 f"{self.params[name].shape}, got {array.shape}")
+            arrays[name] = array
+        for name, array in arrays.items():  # all checked before any is written
+            self.params[name][...] = array
+        return LoadResult(missing, unexpected)

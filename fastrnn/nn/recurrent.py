@@ -1,0 +1,374 @@
+"""Multi-layer, optionally bidirectional recurrent layers over whole sequences.
+
+:class:`RecurrentLayer` holds the parameters (PyTorch's names, shapes and
+order), checks every input, and runs the layers and directions in turn, each
+through one backend scan. The cell-specific classes in :mod:`fastrnn.nn.layers`
+only describe their cell.
+"""
+
+import numpy as np
+
+from .. import config
+from .._spec import CellSpec
+from .._validation import (as_float_array, check_bool, check_dropout, check_int, check_lengths,
+                           check_shape, describe, resolve_dtype)
+from ..device import get_backend, resolve_device
+from ._params import ParameterStore
+
+
+#: Parameter names without their ``_l{k}[_reverse]`` suffix.
+_SHORT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr", "weight_ch")
+
+
+class Tape:
+    """What :meth:`RecurrentLayer.backward` needs from one :meth:`~RecurrentLayer.forward`.
+
+    Attributes
+    ----------
+    layers : list of list of dict
+        Per layer, per direction, the backend's tape (inputs, gate activations,
+        states).
+    masks : list of ndarray or None
+        Dropout masks applied to each layer's output (None: no dropout).
+    lengths : ndarray of int64, shape (B,)
+    steps, batch : int
+    unbatched : bool
+        The input was 2-D; gradients are returned 2-D too.
+    """
+
+    __slots__ = ("owner", "layers", "masks", "lengths", "steps", "batch", "unbatched")
+
+    def __init__(self, owner, layers, masks, lengths, steps, batch, unbatched):
+        self.owner = owner
+        self.layers = layers
+        self.masks = masks
+        self.lengths = lengths
+        self.steps = steps
+        self.batch = batch
+        self.unbatched = unbatched
+
+
+class RecurrentLayer:
+    """Shared machinery of :class:`~fastrnn.RNN`, :class:`~fastrnn.LSTM`, :class:`~fastrnn.GRU`.
+
+    Subclasses call ``__init__`` with their :class:`~fastrnn._spec.CellSpec`
+    options; see those classes for the parameters.
+    """
+
+    _kind = None
+    _state_names = ("hx",)
+
+    def __init__(self, input_size, hidden_size, num_layers, *, bias, batch_first, dropout,
+                 bidirectional, dtype, device, seed, **cell_options):
+        self.input_size = check_int("input_size", input_size, 1)
+        self.hidden_size = check_int("hidden_size", hidden_size, 1)
+        self.num_layers = check_int("num_layers", num_layers, 1)
+        self.bias = check_bool("bias", bias)
+        self.batch_first = check_bool("batch_first", batch_first)
+        self.dropout = check_dropout(dropout)
+        self.bidirectional = check_bool("bidirectional", bidirectional)
+        self.dtype = resolve_dtype(config.DEFAULT_DTYPE if dtype is None else dtype)
+        self.device = resolve_device(device)
+        if seed is not None:
+            check_int("seed", seed, 0)
+        self.spec = CellSpec(kind=self._kind, hidden_size=self.hidden_size, bias=self.bias,
+                             **cell_options)
+        self.num_directions = 2 if self.bidirectional else 1
+        init_seed, dropout_seed = np.random.SeedSequence(seed).spawn(2)
+        self._dropout_rng = np.random.default_rng(dropout_seed)
+        self._store = ParameterStore(self._layout(), self.dtype)
+        self._reset_parameters(np.random.default_rng(init_seed))
+        self._weights, self._grad_views = self._views_by_direction()
+        self._backend = None
+
+    # ----------------------------------------------------------------- parameters
+    def _suffixes(self):
+        """``(layer, direction, suffix)`` for every layer/direction, torch's order."""
+        return [(layer, direction, f"_l{layer}" + ("_reverse" if direction else ""))
+                for layer in range(self.num_layers) for direction in range(self.num_directions)]
+
+    def _layout(self):
+        """Parameter names and shapes, exactly as ``torch.nn.RNN/LSTM/GRU`` lay them out."""
+        spec = self.spec
+        gates = spec.num_gates * spec.hidden_size
+        out = spec.output_size
+        layout = []
+        for layer, _, suffix in self._suffixes():
+            in_size = self.input_size if layer == 0 else out * self.num_directions
+            layout += [(f"weight_ih{suffix}", (gates, in_size)),
+                       (f"weight_hh{suffix}", (gates, out))]
+            if spec.bias:
+                layout += [(f"bias_ih{suffix}", (gates,)), (f"bias_hh{suffix}", (gates,))]
+            if spec.proj_size:
+                layout.append((f"weight_hr{suffix}", (out, spec.hidden_size)))
+            if spec.peephole:
+                layout.append((f"weight_ch{suffix}", (2 if spec.coupled else 3, spec.hidden_size)))
+        return layout
+
+    def _reset_parameters(self, rng):
+        """U(-1/sqrt(H), 1/sqrt(H)) for every parameter, as PyTorch does."""
+        bound = 1.0 / np.sqrt(self.hidden_size)
+        for value in self._store.params.values():
+            value[...] = rng.uniform(-bound, bound, size=value.shape)
+
+    def _views_by_direction(self):
+        """Per (layer, direction): the parameter and gradient views under short names."""
+        weights, grads = [], []
+        for _, _, suffix in self._suffixes():
+            names = [short for short in _SHORT_NAMES if short + suffix in self._store.params]
+            weights.append({short: self._store.params[short + suffix] for short in names})
+            grads.append({short: self._store.grads[short + suffix] for short in names})
+        return weights, grads
+
+    @property
+    def params(self):
+        """dict of str to ndarray: parameters by name, views into :attr:`flat_params`."""
+        return self._store.params
+
+    @property
+    def grads(self):
+        """dict of str to ndarray: gradients by name, views into :attr:`flat_grads`."""
+        return self._store.grads
+
+    @property
+    def flat_params(self):
+        """ndarray: every parameter in one 1-D buffer."""
+        return self._store.flat_params
+
+    @property
+    def flat_grads(self):
+        """ndarray: every gradient in one 1-D buffer, same layout as :attr:`flat_params`."""
+        return self._store.flat_grads
+
+    def zero_grad(self):
+        """Set every gradient to zero (backward accumulates)."""
+        self._store.flat_grads[...] = 0
+
+    def state_dict(self):
+        """Copies of the parameters by name: NumPy arrays that load into torch."""
+        return self._store.state_dict()
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Load parameters by name, e.g. a torch state_dict converted to NumPy.
+
+        Returns
+        -------
+        LoadResult
+            ``(missing_keys, unexpected_keys)``, both empty under ``strict``.
+        """
+        return self._store.load_state_dict(state_dict, strict)
+
+    # ------------------------------------------------------------------- running
+    def __call__(self, x, hx=None, lengths=None):
+        """Inference: run the layer and keep no tape. Returns ``(y, h_n)``."""
+        y, h_n, _ = self._run(x, hx, lengths, keep_tape=False)
+        return y, h_n
+
+    def forward(self, x, hx=None, lengths=None):
+        """Run the layer and keep what :meth:`backward` needs.
+
+        Parameters
+        ----------
+        x : ndarray, shape (T, B, input_size), (B, T, input_size) if ``batch_first``, or (T, input_size)
+            Input sequence, of the layer's dtype.
+        hx : ndarray of shape (num_layers * D, B, P), or None
+            Initial hidden state (zeros when None); D is 2 when bidirectional,
+            P the output (projection or hidden) size. For the LSTM, the pair
+            ``(h0, c0)``, ``c0`` of shape (num_layers * D, B, hidden_size).
+            Without the batch axis for unbatched input.
+        lengths : sequence of int of length B, or None
+            Valid steps of each sequence; outputs past them are zero and the
+            final state is the state at the last valid step.
+
+        Returns
+        -------
+        y : ndarray, shape (T, B, D * P) (batch-first or unbatched as ``x``)
+        h_n : ndarray or tuple of ndarray
+            Final states, shaped as ``hx``.
+        tape : Tape
+        """
+        return self._run(x, hx, lengths, keep_tape=True)
+
+    def _ensure_backend(self):
+        if self._backend is None:
+            self._backend = get_backend(self.device)
+        return self._backend
+
+    def _run(self, x, hx, lengths, keep_tape):
+        x, unbatched = self._check_input(x)
+        steps, batch, _ = x.shape
+        lengths = check_lengths(lengths, steps, batch)
+        state0 = self._check_state("hx", hx, batch, unbatched)
+        scan = self._ensure_backend().SCANS[self._kind][0]
+        out = self.spec.output_size
+        state_n = [np.empty_like(s) for s in state0]
+        tapes, masks = [], []
+        layer_input = x
+        for layer in range(self.num_layers):
+            y = np.zeros((steps, batch, self.num_directions * out), self.dtype)
+            tapes.append([])
+            for direction in range(self.num_directions):
+                index = layer * self.num_directions + direction
+                initial = tuple(np.ascontiguousarray(s[index]) for s in state0)
+                final, tape = scan(self.spec, self._weights[index], layer_input, initial, lengths,
+                                   bool(direction), keep_tape, y, direction * out)
+                for target, value in zip(state_n, final):
+                    target[index] = value
+                tapes[-1].append(tape)
+            mask = None
+            if keep_tape and self.dropout > 0.0 and layer < self.num_layers - 1:
+                mask = self._dropout_mask(y.shape)
+                y *= mask
+            masks.append(mask)
+            layer_input = y
+        result = self._to_user_layout(layer_input, unbatched)
+        h_n = self._state_to_user(state_n, unbatched)
+        tape = Tape(self, tapes, masks, lengths, steps, batch, unbatched) if keep_tape else None
+        return result, h_n, tape
+
+    def backward(self, tape, dy, dh_n=None):
+        """Backpropagate through a :meth:`forward`; accumulate parameter gradients.
+
+        Parameters
+        ----------
+        tape : Tape
+            From :meth:`forward` of this layer.
+        dy : ndarray or None
+            Gradient of the loss with respect to ``y``, shaped like ``y``; None
+            means zero.
+        dh_n : ndarray, tuple or None
+            Gradient with respect to ``h_n``, shaped like it (for the LSTM a
+            pair ``(dh_n, dc_n)``, either of which may be None); None means zero.
+
+        Returns
+        -------
+        dx : ndarray
+            Gradient with respect to ``x``, shaped like ``x``.
+        dhx : ndarray or tuple of ndarray
+            Gradient with respect to ``hx``, shaped like ``h_n``.
+        """
+        if not isinstance(tape, Tape) or tape.owner is not self:
+            raise TypeError("tape must be the Tape returned by this layer's forward(), "
+                            f"got {describe(tape)}")
+        steps, batch, unbatched = tape.steps, tape.batch, tape.unbatched
+        out = self.spec.output_size
+        d_out = self._check_output_grad(dy, steps, batch, unbatched)
+        dstate_n = self._check_state("dh_n", dh_n, batch, unbatched)
+        scan = self._ensure_backend().SCANS[self._kind][1]
+        dstate0 = [np.empty_like(s) for s in dstate_n]
+        for layer in reversed(range(self.num_layers)):
+            in_size = self.input_size if layer == 0 else out * self.num_directions
+            dx = np.zeros((steps, batch, in_size), self.dtype)
+            for direction in range(self.num_directions):
+                index = layer * self.num_directions + direction
+                final = tuple(np.ascontiguousarray(s[index]) for s in dstate_n)
+                initial = scan(self.spec, self._weights[index], self._grad_views[index],
+                               tape.layers[layer][direction], d_out, direction * out, final, dx)
+                for target, value in zip(dstate0, initial):
+                    target[index] = value
+            if layer > 0 and tape.masks[layer - 1] is not None:
+                dx *= tape.masks[layer - 1]
+            d_out = dx
+        return self._to_user_layout(d_out, unbatched), self._state_to_user(dstate0, unbatched)
+
+    # ------------------------------------------------------------ input checking
+    def _check_input(self, x):
+        """Input as a C-contiguous (T, B, I) array; also whether it was unbatched."""
+        x = as_float_array("x", x, self.dtype)
+        if x.ndim not in (2, 3):
+            raise ValueError("x must be 3-D (T, B, input_size)"
+                             + (" batch-first (B, T, input_size)" if self.batch_first else "")
+                             + f" or 2-D unbatched (T, input_size), got shape {x.shape}")
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"x must have input_size={self.input_size} features in its last "
+                             f"axis, got shape {x.shape}")
+        unbatched = x.ndim == 2
+        if unbatched:
+            x = x[:, None, :]
+        elif self.batch_first:
+            x = x.transpose(1, 0, 2)
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            raise ValueError(f"x must have at least one time step and one batch entry, "
+                             f"got shape {x.shape}")
+        return np.ascontiguousarray(x), unbatched
+
+    def _state_shapes(self, batch):
+        """Shapes of the state arrays (h, and c for the LSTM), batched."""
+        rows = self.num_layers * self.num_directions
+        shapes = [(rows, batch, self.spec.output_size)]
+        if self.spec.has_cell_state:
+            shapes.append((rows, batch, self.hidden_size))
+        return shapes
+
+    def _check_state(self, name, value, batch, unbatched):
+        """A state (``hx``) or state gradient (``dh_n``) as batched arrays; None is zeros."""
+        shapes = self._state_shapes(batch)
+        parts = self._split_state(name, value, len(shapes))
+        checked = []
+        for index, (part, shape) in enumerate(zip(parts, shapes)):
+            if part is None:
+                checked.append(np.zeros(shape, self.dtype))
+                continue
+            part_name = f"{name}[{index}]" if len(shapes) > 1 else name
+            part = as_float_array(part_name, part, self.dtype)
+            check_shape(part_name, part, (shape[0], shape[2]) if unbatched else shape)
+            checked.append(part[:, None, :] if unbatched else part)
+        return checked
+
+    def _split_state(self, name, value, count):
+        """``value`` as a list of ``count`` parts (a pair for the LSTM)."""
+        if count == 1:
+            return [value]
+        if value is None:
+            return [None] * count
+        if not isinstance(value, (tuple, list)) or len(value) != count:
+            raise TypeError(f"{name} must be a pair (h, c) of arrays or None for the LSTM, "
+                            f"got {describe(value)}")
+        return list(value)
+
+    def _check_output_grad(self, dy, steps, batch, unbatched):
+        """``dy`` as a C-contiguous (T, B, D*P) array; None is zeros."""
+        shape = (steps, batch, self.num_directions * self.spec.output_size)
+        if dy is None:
+            return np.zeros(shape, self.dtype)
+        dy = as_float_array("dy", dy, self.dtype)
+        check_shape("dy", dy, self._user_shape(shape, unbatched))
+        if unbatched:
+            dy = dy[:, None, :]
+        elif self.batch_first:
+            dy = dy.transpose(1, 0, 2)
+        return np.ascontiguousarray(dy)
+
+    def _user_shape(self, shape, unbatched):
+        """The user-facing shape of an internal (T, B, F) array."""
+        steps, batch, features = shape
+        if unbatched:
+            return (steps, features)
+        return (batch, steps, features) if self.batch_first else shape
+
+    def _to_user_layout(self, array, unbatched):
+        """Internal (T, B, F) to the caller's layout (batch-first, unbatched)."""
+        if unbatched:
+            return array[:, 0, :]
+        if self.batch_first:
+            return np.ascontiguousarray(array.transpose(1, 0, 2))
+        return array
+
+    def _state_to_user(self, parts, unbatched):
+        """Batched state arrays to the caller's form: a pair for the LSTM."""
+        parts = [p[:, 0, :] if unbatched else p for p in parts]
+        return tuple(parts) if self.spec.has_cell_state else parts[0]
+
+    def _dropout_mask(self, shape):
+        """Inverted-dropout mask: 0 with probability ``dropout``, else ``1/(1-dropout)``."""
+        keep = self._dropout_rng.random(shape) >= self.dropout
+        return keep.astype(self.dtype) / self.dtype.type(1.0 - self.dropout)
+
+    def __repr__(self):
+        options = [f"{self.input_size}", f"{self.hidden_size}", f"num_layers={self.num_layers}"]
+        for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
+                              ("bidirectional", False)):
+            if getattr(self, name) != default:
+                options.append(f"{name}={getattr(self, name)!r}")
+        options.append(f"dtype={self.dtype}, device={self.device!r}")
+        return f"{type(self).__name__}({', '.join(options)})"

@@ -1,0 +1,22 @@
+"""Error measures for comparing arrays against references."""
+
+import numpy as np
+
+
+def relative_error(actual, expected):
+    """``max|actual - expected| / max|expected|`` (absolute when the reference is ~0)."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    scale = np.abs(expected).max(initial=0.0)
+    return np.abs(actual - expected).max(initial=0.0) / (scale if scale >= 1e-6 else 1.0)
+
+
+def assert_close(actual, expected, tol, what):
+    """Fail with the measured error when ``relative_error`` exceeds ``tol``."""
+    if isinstance(expected, tuple):
+        for index, (a, e) in enumerate(zip(actual, expected)):
+            assert_close(a, e, tol, f"{what}[{index}]")
+        return
+    err = relative_error(actual, expected)
+    assert err <= tol, f"{what}: relative error {err:.3g} > {tol:g}"
