@@ -16,18 +16,22 @@ from . import activations
 ACTIVATION_NAMES = ("sigmoid", "tanh", "relu")
 
 
-def compile_for_target(function, decorator):
+def compile_for_target(function, decorator, target_activations=None):
     """Compile a cell function for one target (CPU ``njit`` or CUDA device).
 
     Cell functions call the activations of :mod:`fastrnn.cells.activations` by
     name; a compiled function can only call functions compiled for the same
-    target. This compiles the activations with ``decorator`` too and gives
-    ``function`` a copy of its globals in which their names point at the
-    compiled versions, leaving the plain Python original untouched.
+    target. This gives ``function`` a copy of its globals in which those names
+    point at ``target_activations`` (name -> callable the target can compile;
+    by default the reference activations compiled with ``decorator``), leaving
+    the plain Python original untouched.
     """
     namespace = dict(function.__globals__)
     for name in ACTIVATION_NAMES:
-        namespace[name] = decorator(getattr(activations, name))
+        if target_activations is not None:
+            namespace[name] = target_activations[name]
+        else:
+            namespace[name] = decorator(getattr(activations, name))
     clone = types.FunctionType(function.__code__, namespace, function.__name__,
                                function.__defaults__, function.__closure__)
     clone.__module__, clone.__qualname__ = function.__module__, function.__qualname__

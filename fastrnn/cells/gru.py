@@ -32,25 +32,28 @@ L/\partial h_t`:
 from .activations import sigmoid, tanh
 
 
-def gru_gates_point(a_r, a_z):
-    """Reset and update gates ``(r, z)`` from their pre-activations."""
-    return sigmoid(a_r), sigmoid(a_z)
+def gru_gates_point(a_r, a_z, one):
+    """Reset and update gates ``(r, z)`` from their pre-activations.
+
+    ``one`` is 1 in the working dtype (see :mod:`fastrnn.cells.activations`).
+    """
+    return sigmoid(a_r, one), sigmoid(a_z, one)
 
 
-def gru_output_point(a_n_input, q, r, z, h_prev, reset_after):
+def gru_output_point(a_n_input, q, r, z, h_prev, reset_after, one):
     """Candidate ``n`` and new state ``h`` for one element.
 
     ``a_n_input`` is ``W_in x + b_in``; ``q`` the recurrent term defined in the
     module docstring.
     """
     if reset_after:
-        n = tanh(a_n_input + r * q)
+        n = tanh(a_n_input + r * q, one)
     else:
-        n = tanh(a_n_input + q)
-    return n, (1.0 - z) * n + z * h_prev
+        n = tanh(a_n_input + q, one)
+    return n, (one - z) * n + z * h_prev
 
 
-def gru_backward_point(dh, r, z, n, h_prev, q, reset_after):
+def gru_backward_point(dh, r, z, n, h_prev, q, reset_after, one):
     """Backward of one GRU element, up to what needs a matrix product.
 
     Returns ``(da_r, da_z, da_n, dq, dh_prev_direct)``. With ``reset_after``
@@ -58,21 +61,21 @@ def gru_backward_point(dh, r, z, n, h_prev, q, reset_after):
     scan once ``W_hn^T da_n`` is known. ``dh_prev_direct`` is the part of
     ``dL/dh_{t-1}`` that bypasses the weights (``dh * z``).
     """
-    da_n = dh * (1.0 - z) * (1.0 - n * n)
-    da_z = dh * (h_prev - n) * z * (1.0 - z)
+    da_n = dh * (one - z) * (one - n * n)
+    da_z = dh * (h_prev - n) * z * (one - z)
     if reset_after:
         dq = da_n * r
-        da_r = da_n * q * r * (1.0 - r)
+        da_r = da_n * q * r * (one - r)
     else:
         dq = da_n
-        da_r = 0.0 * da_n
+        da_r = (one - one) * da_n
     return da_r, da_z, da_n, dq, dh * z
 
 
-def gru_reset_before_point(d_rh, r, h_prev):
+def gru_reset_before_point(d_rh, r, h_prev, one):
     """Reset-before GRU: split ``d(r*h)`` into ``(da_r, dh_prev_part)``.
 
     ``d_rh`` is ``(W_hn^T da_n)`` for one element, the gradient with respect to
     ``r * h_{t-1}``.
     """
-    return d_rh * h_prev * r * (1.0 - r), d_rh * r
+    return d_rh * h_prev * r * (one - r), d_rh * r

@@ -34,42 +34,42 @@ cell gradient :math:`\bar c_{t}^{\,next}` flowing back from step t+1:
 from .activations import sigmoid, tanh
 
 
-def lstm_forward_point(a_i, a_f, a_g, a_o, c_prev, p_i, p_f, p_o, coupled):
+def lstm_forward_point(a_i, a_f, a_g, a_o, c_prev, p_i, p_f, p_o, coupled, one):
     """One element of one LSTM step.
 
     Returns ``(i, f, g, o, c, m)``: the gate activations, the new cell state and
     the gated output ``m = o * tanh(c)`` (before any projection). ``a_i`` and
-    ``p_i`` are ignored when ``coupled``.
+    ``p_i`` are ignored when ``coupled``. ``one`` is 1 in the working dtype.
     """
-    f = sigmoid(a_f + p_f * c_prev)
+    f = sigmoid(a_f + p_f * c_prev, one)
     if coupled:
-        i = 1.0 - f
+        i = one - f
     else:
-        i = sigmoid(a_i + p_i * c_prev)
-    g = tanh(a_g)
+        i = sigmoid(a_i + p_i * c_prev, one)
+    g = tanh(a_g, one)
     c = f * c_prev + i * g
-    o = sigmoid(a_o + p_o * c)
-    m = o * tanh(c)
+    o = sigmoid(a_o + p_o * c, one)
+    m = o * tanh(c, one)
     return i, f, g, o, c, m
 
 
-def lstm_backward_point(dm, dc_next, i, f, g, o, c, c_prev, p_i, p_f, p_o, coupled):
+def lstm_backward_point(dm, dc_next, i, f, g, o, c, c_prev, p_i, p_f, p_o, coupled, one):
     """Backward of :func:`lstm_forward_point` for one element.
 
     Returns ``(da_i, da_f, da_g, da_o, dc_prev)``: gradients with respect to the
     four pre-activations (``da_i`` is 0 when ``coupled``) and to ``c_prev``.
     """
-    tanh_c = tanh(c)
-    da_o = dm * tanh_c * o * (1.0 - o)
-    dc = dc_next + dm * o * (1.0 - tanh_c * tanh_c) + da_o * p_o
-    da_g = dc * i * (1.0 - g * g)
+    tanh_c = tanh(c, one)
+    da_o = dm * tanh_c * o * (one - o)
+    dc = dc_next + dm * o * (one - tanh_c * tanh_c) + da_o * p_o
+    da_g = dc * i * (one - g * g)
     di = dc * g
     df = dc * c_prev
     if coupled:
         df = df - di
-        da_i = 0.0 * di
+        da_i = (one - one) * di
     else:
-        da_i = di * i * (1.0 - i)
-    da_f = df * f * (1.0 - f)
+        da_i = di * i * (one - i)
+    da_f = df * f * (one - f)
     dc_prev = dc * f + da_i * p_i + da_f * p_f
     return da_i, da_f, da_g, da_o, dc_prev

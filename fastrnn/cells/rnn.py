@@ -23,15 +23,18 @@ TANH = 0
 RELU = 1
 
 
-def rnn_forward_point(a, nonlinearity):
-    """Apply the cell's nonlinearity to one pre-activation ``a``."""
+def rnn_forward_point(a, nonlinearity, one):
+    """Apply the cell's nonlinearity to one pre-activation ``a``.
+
+    ``one`` is 1 in the working dtype (see :mod:`fastrnn.cells.activations`).
+    """
     if nonlinearity == RELU:
-        return relu(a)
-    return tanh(a)
+        return relu(a, one)
+    return tanh(a, one)
 
 
-def rnn_backward_point(dh, h, nonlinearity):
+def rnn_backward_point(dh, h, nonlinearity, one):
     """Gradient with respect to the pre-activation from ``dh`` and the output ``h``."""
     if nonlinearity == RELU:
-        return dh if h > 0.0 else 0.0 * dh
-    return dh * (1.0 - h * h)
+        return dh if h > one - one else (one - one) * dh
+    return dh * (one - h * h)

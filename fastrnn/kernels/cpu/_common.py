@@ -1,11 +1,32 @@
 """Matrix products shared by every cell: one GEMM before and after each scan.
 
-The scans in this package run only the recurrent product inside the time loop.
-Everything that can be batched over time happens here, as single BLAS calls
-over all ``T * B`` rows.
+The scans run only the recurrent product inside the time loop. Everything that
+can be batched over time happens here, as single BLAS calls over all ``T * B``
+rows. Every product goes through numba's ``np.dot`` (SciPy's BLAS), the same
+BLAS the scans use, so one BLAS thread pool serves the whole computation:
+alternating between NumPy's and SciPy's OpenBLAS pools on a small machine
+makes each wait for the other's spinning threads (measured 2x per GEMM here).
 """
 
 import numpy as np
+
+from ._jit import inline_jit, scan_jit
+
+
+@scan_jit
+def _project(x_rows, weight_ih, bias, out):
+    np.dot(x_rows, weight_ih.T, out)
+    if bias.shape[0] > 0:
+        for row in range(out.shape[0]):
+            for col in range(out.shape[1]):
+                out[row, col] += bias[col]
+
+
+@scan_jit
+def _add_product(out, a, b):
+    product = np.empty_like(out)
+    np.dot(a, b, product)
+    out += product
 
 
 def input_projection(x, weight_ih, bias):
@@ -14,7 +35,7 @@ def input_projection(x, weight_ih, bias):
     Parameters
     ----------
     x : ndarray, shape (T, B, I), C-contiguous
-    weight_ih : ndarray, shape (G, I)
+    weight_ih : ndarray, shape (G, I), C-contiguous
     bias : ndarray of shape (G,) or None
 
     Returns
@@ -22,10 +43,21 @@ def input_projection(x, weight_ih, bias):
     ndarray, shape (T, B, G), C-contiguous
     """
     steps, batch, features = x.shape
-    projected = x.reshape(steps * batch, features) @ weight_ih.T
-    if bias is not None:
-        projected += bias
-    return projected.reshape(steps, batch, -1)
+    out = np.empty((steps * batch, weight_ih.shape[0]), x.dtype)
+    if bias is None:
+        bias = np.empty(0, x.dtype)
+    _project(x.reshape(steps * batch, features), weight_ih, bias, out)
+    return out.reshape(steps, batch, -1)
+
+
+def _rows(array):
+    """A (T, B, F) array as C-contiguous (T*B, F) rows."""
+    return np.ascontiguousarray(array).reshape(-1, array.shape[-1])
+
+
+def accumulate_outer(grad, d_pre, inputs):
+    """``grad += sum_t d_pre[t]^T inputs[t]`` as one GEMM over all steps."""
+    _add_product(grad, _rows(d_pre).T, _rows(inputs))
 
 
 def accumulate_input_grads(d_pre, x, weight_ih, grad_weight_ih, dx):
@@ -40,17 +72,10 @@ def accumulate_input_grads(d_pre, x, weight_ih, grad_weight_ih, dx):
         Gradient with respect to the input pre-activations.
     x : ndarray, shape (T, B, I)
     weight_ih, grad_weight_ih : ndarray, shape (G, I)
-    dx : ndarray, shape (T, B, I), updated in place
+    dx : ndarray, shape (T, B, I), C-contiguous, updated in place
     """
-    steps, batch, gates = d_pre.shape
-    rows = d_pre.reshape(steps * batch, gates)
-    grad_weight_ih += rows.T @ x.reshape(steps * batch, -1)
-    dx += (rows @ weight_ih).reshape(dx.shape)
-
-
-def accumulate_outer(grad, d_rows, inputs):
-    """``grad += d_rows^T @ inputs`` with both flattened over (T, B)."""
-    grad += d_rows.reshape(-1, d_rows.shape[-1]).T @ inputs.reshape(-1, inputs.shape[-1])
+    accumulate_outer(grad_weight_ih, d_pre, x)
+    _add_product(_rows(dx), _rows(d_pre), weight_ih)
 
 
 def column_sums(d_pre):
@@ -61,3 +86,42 @@ def column_sums(d_pre):
 def tape_length(steps, keep_tape):
     """Leading size of tape arrays: every step when training, one slot otherwise."""
     return steps if keep_tape else 1
+
+
+def state_buffer(initial, steps, keep_tape, reverse):
+    """A time-aligned buffer of states, holding ``initial`` where the scan starts.
+
+    With a tape, slot ``t`` holds the state entering time ``t`` of a forward
+    scan (slot 0 is the initial state) and slot ``t + 1`` the state entering
+    time ``t`` of a reverse scan (slot ``T`` is the initial state), so the
+    states entering every step are one contiguous slice either way (see
+    :func:`entering_states`). Without a tape two slots alternate.
+    """
+    slots = steps + 1 if keep_tape else 2
+    buffer = np.empty((slots,) + initial.shape, initial.dtype)
+    buffer[steps if keep_tape and reverse else 0] = initial
+    return buffer
+
+
+def entering_states(buffer, reverse):
+    """The (T, B, F) slice of a taped state buffer: the state entering each step."""
+    return buffer[1:] if reverse else buffer[:-1]
+
+
+def final_slot(steps, keep_tape, reverse):
+    """Index of the final state in a buffer from :func:`state_buffer`."""
+    if keep_tape:
+        return 0 if reverse else steps
+    return steps % 2
+
+
+@inline_jit
+def step_slots(s, steps, reverse, keep):
+    """``(t, before, after)`` at scan step ``s``: the time index, and the slots
+    of the state entering and leaving it in a :func:`state_buffer`."""
+    t = steps - 1 - s if reverse else s
+    if not keep:
+        return t, s % 2, (s + 1) % 2
+    if reverse:
+        return t, t + 1, t
+    return t, t, t + 1

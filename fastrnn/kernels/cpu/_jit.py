@@ -6,21 +6,28 @@ import pathlib
 import numba
 
 from ... import config
+from ...cells import activations as reference_activations
 from ...cells import compile_for_target
+from . import activations
 
-_inline_jit = numba.njit(inline="always", fastmath=config.FASTMATH)
+#: IEEE semantics for float division (inf/NaN, never ZeroDivisionError): what
+#: a numerical library owes its users, and what lets LLVM vectorise the loops.
+_OPTIONS = dict(fastmath=config.FASTMATH, error_model="numpy")
+inline_jit = numba.njit(inline="always", **_OPTIONS)
 
 
 def _drop_stale_cache():
     """Delete this package's numba cache when the cell math it inlines has changed.
 
     numba keys a cached kernel on its own source file only, so editing
-    :mod:`fastrnn.cells` would leave scans compiled from the old equations.
-    A stamp of the cell sources kept beside the cache detects that. Failures
+    :mod:`fastrnn.cells` (or a helper the scans inline) would leave scans
+    compiled from the old code. A stamp of those sources kept beside the cache
+    detects that. Failures
     (a read-only install) are ignored: then nothing can have been edited.
     """
-    cells = pathlib.Path(__file__).parents[2] / "cells"
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(cells.glob("*.py"))))
+    package = pathlib.Path(__file__).parents[2]
+    sources = sorted(package.glob("cells/*.py")) + sorted(package.glob("kernels/cpu/*.py"))
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources))
     cache_dir = pathlib.Path(__file__).parent / "__pycache__"
     stamp = cache_dir / "cells.sha256"
     try:
@@ -39,9 +46,16 @@ if config.CACHE:
 
 #: Compiled time-loop scans: cached on disk, release the GIL (so layers can run
 #: from several Python threads at once).
-scan_jit = numba.njit(cache=config.CACHE, nogil=True, fastmath=config.FASTMATH)
+scan_jit = numba.njit(cache=config.CACHE, nogil=True, **_OPTIONS)
+
+
+_CPU_ACTIVATIONS = {
+    "tanh": activations.tanh,
+    "sigmoid": activations.sigmoid,
+    "relu": inline_jit(reference_activations.relu),
+}
 
 
 def point_jit(function):
     """Compile a pointwise cell function from :mod:`fastrnn.cells` for the CPU scans."""
-    return compile_for_target(function, _inline_jit)
+    return compile_for_target(function, inline_jit, _CPU_ACTIVATIONS)

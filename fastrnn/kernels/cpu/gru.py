@@ -10,8 +10,8 @@ import numpy as np
 
 from ...cells.gru import (gru_backward_point, gru_gates_point, gru_output_point,
                           gru_reset_before_point)
-from ._common import (accumulate_input_grads, accumulate_outer, column_sums, input_projection,
-                      tape_length)
+from ._common import (accumulate_input_grads, accumulate_outer, column_sums, entering_states,
+                      final_slot, input_projection, state_buffer, step_slots, tape_length)
 from ._jit import point_jit, scan_jit
 
 _gates_point = point_jit(gru_gates_point)
@@ -21,84 +21,90 @@ _reset_before_point = point_jit(gru_reset_before_point)
 
 
 @scan_jit
-def _forward_scan(xproj, w_rec_t, whn_t, b_hn, h0, lengths, reverse, reset_after, y, col0,
-                  h_before, gates, q_tape, h_n):
+def _forward_scan(xproj, w_rec_t, whn_t, b_hn, lengths, reverse, reset_after, y, col0, hs, gates,
+                  q_tape):
     steps, batch, _ = xproj.shape
-    hidden = h0.shape[1]
-    h = h0.copy()
+    hidden = hs.shape[2]
+    keep = hs.shape[0] == steps + 1
+    one = np.ones(1, xproj.dtype)[0]
     rec = np.empty((batch, w_rec_t.shape[1]), xproj.dtype)
     rh = np.zeros((batch, hidden), xproj.dtype)
     q_rec = np.empty((batch, hidden), xproj.dtype)
     for s in range(steps):
-        t = steps - 1 - s if reverse else s
-        k = t if gates.shape[0] == steps else 0
-        np.dot(h, w_rec_t, rec)
+        t, before, after = step_slots(s, steps, reverse, keep)
+        k = t if keep else 0
+        h_prev, h_next = hs[before], hs[after]
+        np.dot(h_prev, w_rec_t, rec)
         for b in range(batch):
             if t >= lengths[b]:
                 continue
+            a, r_row, g_row, h_row, rh_row = xproj[t, b], rec[b], gates[k, b], h_prev[b], rh[b]
             for j in range(hidden):
-                r, z = _gates_point(xproj[t, b, j] + rec[b, j],
-                                    xproj[t, b, hidden + j] + rec[b, hidden + j])
-                gates[k, b, j] = r
-                gates[k, b, hidden + j] = z
-                rh[b, j] = r * h[b, j]
+                r, z = _gates_point(a[j] + r_row[j], a[hidden + j] + r_row[hidden + j], one)
+                g_row[j] = r
+                g_row[hidden + j] = z
+                rh_row[j] = r * h_row[j]
         if not reset_after:
             np.dot(rh, whn_t, q_rec)
         for b in range(batch):
-            valid = t < lengths[b]
+            if t >= lengths[b]:
+                h_next[b] = h_prev[b]
+                q_tape[k, b] = 0.0
+                continue
+            a, g_row, h_row, out_row, q_row = xproj[t, b], gates[k, b], h_prev[b], h_next[b], q_tape[k, b]
+            r_row, qr_row, rh_row = rec[b], q_rec[b], rh[b]
             for j in range(hidden):
-                h_before[k, b, j] = h[b, j]
-                if not valid:
-                    q_tape[k, b, j] = 0.0
-                    continue
                 if reset_after:
-                    q = rec[b, 2 * hidden + j] + b_hn[j]
+                    q = r_row[2 * hidden + j] + b_hn[j]
                 else:
-                    q = q_rec[b, j] + b_hn[j]
-                n, h_t = _output_point(xproj[t, b, 2 * hidden + j], q, gates[k, b, j],
-                                       gates[k, b, hidden + j], h[b, j], reset_after)
-                gates[k, b, 2 * hidden + j] = n
-                q_tape[k, b, j] = q if reset_after else rh[b, j]
-                h[b, j] = h_t
-                y[t, b, col0 + j] = h_t
-    h_n[:] = h
+                    q = qr_row[j] + b_hn[j]
+                n, h_t = _output_point(a[2 * hidden + j], q, g_row[j], g_row[hidden + j],
+                                       h_row[j], reset_after, one)
+                g_row[2 * hidden + j] = n
+                q_row[j] = q if reset_after else rh_row[j]
+                out_row[j] = h_t
+            y[t, b, col0:col0 + hidden] = out_row
 
 
 @scan_jit
-def _backward_scan(dy, col0, dh_n, w_rec, whn, lengths, reverse, reset_after, h_before, gates,
-                   q_tape, d_ih, d_hh, dh0):
+def _backward_scan(dy, col0, dh_n, w_rec, whn, lengths, reverse, reset_after, hs, gates, q_tape,
+                   d_ih, d_hh, dh0):
     steps, batch, _ = d_ih.shape
     hidden = dh_n.shape[1]
+    one = np.ones(1, d_ih.dtype)[0]
     dh = dh_n.copy()
     dh_rec = np.empty((batch, hidden), d_ih.dtype)
     dh_direct = np.zeros((batch, hidden), d_ih.dtype)
+    dh_reset = np.zeros((batch, hidden), d_ih.dtype)
     da_n = np.zeros((batch, hidden), d_ih.dtype)
     d_rh = np.empty((batch, hidden), d_ih.dtype)
     d_rz = np.zeros((batch, 2 * hidden), d_ih.dtype)
     for s in range(steps):
-        t = s if reverse else steps - 1 - s
+        t, before, _ = step_slots(steps - 1 - s, steps, reverse, True)
         for b in range(batch):
             if t >= lengths[b]:
-                d_ih[t, b, :] = 0.0
+                d_ih[t, b] = 0.0
                 if reset_after:
-                    d_hh[t, b, :] = 0.0
-                da_n[b, :] = 0.0
-                d_rz[b, :] = 0.0
+                    d_hh[t, b] = 0.0
+                da_n[b] = 0.0
+                d_rz[b] = 0.0
                 continue
+            g_row, h_row, q_row, di = gates[t, b], hs[before, b], q_tape[t, b], d_ih[t, b]
+            dhh = d_hh[t, b] if reset_after else di
+            dh_row, dy_row, dan, direct_row = dh[b], dy[t, b, col0:], da_n[b], dh_direct[b]
             for j in range(hidden):
                 da_r, da_z, da_n_j, dq, direct = _backward_point(
-                    dh[b, j] + dy[t, b, col0 + j], gates[t, b, j], gates[t, b, hidden + j],
-                    gates[t, b, 2 * hidden + j], h_before[t, b, j], q_tape[t, b, j],
-                    reset_after)
-                d_ih[t, b, j] = da_r
-                d_ih[t, b, hidden + j] = da_z
-                d_ih[t, b, 2 * hidden + j] = da_n_j
+                    dh_row[j] + dy_row[j], g_row[j], g_row[hidden + j], g_row[2 * hidden + j],
+                    h_row[j], q_row[j], reset_after, one)
+                di[j] = da_r
+                di[hidden + j] = da_z
+                di[2 * hidden + j] = da_n_j
                 if reset_after:
-                    d_hh[t, b, j] = da_r
-                    d_hh[t, b, hidden + j] = da_z
-                    d_hh[t, b, 2 * hidden + j] = dq
-                da_n[b, j] = da_n_j
-                dh_direct[b, j] = direct
+                    dhh[j] = da_r
+                    dhh[hidden + j] = da_z
+                    dhh[2 * hidden + j] = dq
+                dan[j] = da_n_j
+                direct_row[j] = direct
         if reset_after:
             np.dot(d_hh[t], w_rec, dh_rec)
         else:
@@ -106,18 +112,19 @@ def _backward_scan(dy, col0, dh_n, w_rec, whn, lengths, reverse, reset_after, h_
             for b in range(batch):
                 if t >= lengths[b]:
                     continue
+                g_row, h_row, di, drz = gates[t, b], hs[before, b], d_ih[t, b], d_rz[b]
+                drh_row, reset_row = d_rh[b], dh_reset[b]
                 for j in range(hidden):
-                    da_r, dh_part = _reset_before_point(d_rh[b, j], gates[t, b, j],
-                                                        h_before[t, b, j])
-                    d_ih[t, b, j] = da_r
-                    d_rz[b, j] = da_r
-                    d_rz[b, hidden + j] = d_ih[t, b, hidden + j]
-                    dh_direct[b, j] += dh_part
+                    da_r, dh_part = _reset_before_point(drh_row[j], g_row[j], h_row[j], one)
+                    di[j] = da_r
+                    drz[j] = da_r
+                    drz[hidden + j] = di[hidden + j]
+                    reset_row[j] = dh_part
             np.dot(d_rz, w_rec, dh_rec)
         for b in range(batch):
             if t < lengths[b]:
                 for j in range(hidden):
-                    dh[b, j] = dh_rec[b, j] + dh_direct[b, j]
+                    dh[b, j] = dh_rec[b, j] + dh_direct[b, j] + dh_reset[b, j]
     dh0[:] = dh
 
 
@@ -148,36 +155,35 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     xproj = input_projection(x, weights["weight_ih"], bias)
     w_rec, whn = _recurrent_weights(spec, weights)
     slots = tape_length(steps, keep_tape)
-    h_before = np.empty((slots, batch, hidden), dtype)
+    hs = state_buffer(state0[0], steps, keep_tape, reverse)
     gates = np.empty((slots, batch, 3 * hidden), dtype)
     q_tape = np.empty((slots, batch, hidden), dtype)
-    h_n = np.empty((batch, hidden), dtype)
     _forward_scan(xproj, np.ascontiguousarray(w_rec.T), np.ascontiguousarray(whn.T), b_hn,
-                  state0[0], lengths, reverse, spec.reset_after, y, col0, h_before, gates,
-                  q_tape, h_n)
+                  lengths, reverse, spec.reset_after, y, col0, hs, gates, q_tape)
+    state_n = (hs[final_slot(steps, keep_tape, reverse)].copy(),)
     if not keep_tape:
-        return (h_n,), None
-    return (h_n,), dict(x=x, lengths=lengths, reverse=reverse, h_before=h_before, gates=gates,
-                        q=q_tape)
+        return state_n, None
+    return state_n, dict(x=x, lengths=lengths, reverse=reverse, hs=hs, gates=gates, q=q_tape)
 
 
 def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx):
     """Backward of :func:`forward`; see :func:`fastrnn.kernels.cpu.lstm.backward`."""
-    x, gates = tape["x"], tape["gates"]
+    x, gates, hs, reverse = tape["x"], tape["gates"], tape["hs"], tape["reverse"]
     steps, batch, _ = x.shape
     hidden, dtype = spec.hidden_size, x.dtype
     d_ih = np.empty_like(gates)
     d_hh = np.empty_like(gates) if spec.reset_after else np.empty((0, batch, 3 * hidden), dtype)
     dh0 = np.empty((batch, hidden), dtype)
     w_rec, whn = _recurrent_weights(spec, weights)
-    _backward_scan(dy, col0, dstate_n[0], w_rec, whn, tape["lengths"], tape["reverse"],
-                   spec.reset_after, tape["h_before"], gates, tape["q"], d_ih, d_hh, dh0)
+    _backward_scan(dy, col0, dstate_n[0], w_rec, whn, tape["lengths"], reverse, spec.reset_after,
+                   hs, gates, tape["q"], d_ih, d_hh, dh0)
     accumulate_input_grads(d_ih, x, weights["weight_ih"], grads["weight_ih"], dx)
     grad_hh = grads["weight_hh"]
+    h_before = entering_states(hs, reverse)
     if spec.reset_after:
-        accumulate_outer(grad_hh, d_hh, tape["h_before"])
+        accumulate_outer(grad_hh, d_hh, h_before)
     else:
-        accumulate_outer(grad_hh[:2 * hidden], d_ih[:, :, :2 * hidden], tape["h_before"])
+        accumulate_outer(grad_hh[:2 * hidden], d_ih[:, :, :2 * hidden], h_before)
         accumulate_outer(grad_hh[2 * hidden:], d_ih[:, :, 2 * hidden:], tape["q"])
     if spec.bias:
         grads["bias_ih"] += column_sums(d_ih)

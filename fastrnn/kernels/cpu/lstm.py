@@ -3,13 +3,17 @@
 Per step the scan runs one GEMM ``h_{t-1} @ W_hh^T`` (and ``m_t @ W_hr^T`` with
 a projection) and the fused pointwise math of :mod:`fastrnn.cells.lstm`. The
 input projection and every weight gradient are single GEMMs outside the loop.
+
+States live in time-aligned buffers (:func:`~._common.state_buffer`): each step
+reads one slot and writes another, never updating an array in place, which is
+what lets LLVM vectorise the pointwise loops.
 """
 
 import numpy as np
 
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
-from ._common import (accumulate_input_grads, accumulate_outer, column_sums, input_projection,
-                      tape_length)
+from ._common import (accumulate_input_grads, accumulate_outer, column_sums, entering_states,
+                      final_slot, input_projection, state_buffer, step_slots, tape_length)
 from ._jit import point_jit, scan_jit
 
 _forward_point = point_jit(lstm_forward_point)
@@ -17,113 +21,112 @@ _backward_point = point_jit(lstm_backward_point)
 
 
 @scan_jit
-def _forward_scan(xproj, whh_t, whr_t, peep, h0, c0, lengths, reverse, coupled,
-                  y, col0, h_before, c_before, c_after, gates, m_tape, h_n, c_n):
+def _forward_scan(xproj, whh_t, whr_t, peep, lengths, reverse, coupled, y, col0, hs, cs, gates,
+                  m_tape):
     steps, batch, _ = xproj.shape
-    hidden = c0.shape[1]
-    out = h0.shape[1]
+    hidden = cs.shape[2]
+    out = hs.shape[2]
     project = whr_t.shape[0] > 0
+    keep = hs.shape[0] == steps + 1
+    one = np.ones(1, xproj.dtype)[0]
     off_f = 0 if coupled else hidden
     off_g = off_f + hidden
     off_o = off_g + hidden
-    h = h0.copy()
-    c = c0.copy()
+    p_i, p_f, p_o = peep[0], peep[1], peep[2]
     rec = np.empty((batch, xproj.shape[2]), xproj.dtype)
     m = np.zeros((batch, hidden), xproj.dtype)
-    h_new = np.empty((batch, out), xproj.dtype) if project else m
     for s in range(steps):
-        t = steps - 1 - s if reverse else s
-        k = t if gates.shape[0] == steps else 0
-        np.dot(h, whh_t, rec)
+        t, before, after = step_slots(s, steps, reverse, keep)
+        k = t if keep else 0
+        h_prev, c_prev, h_next, c_next = hs[before], cs[before], hs[after], cs[after]
+        np.dot(h_prev, whh_t, rec)
         for b in range(batch):
             if t >= lengths[b]:
+                c_next[b] = c_prev[b]
                 continue
+            a, r, g_row, cp, cn = xproj[t, b], rec[b], gates[k, b], c_prev[b], c_next[b]
+            m_row = m[b] if project else h_next[b]
             for j in range(hidden):
-                c_prev = c[b, j]
-                a_i = 0.0 if coupled else xproj[t, b, j] + rec[b, j]
                 i, f, g, o, c_t, m_t = _forward_point(
-                    a_i, xproj[t, b, off_f + j] + rec[b, off_f + j],
-                    xproj[t, b, off_g + j] + rec[b, off_g + j],
-                    xproj[t, b, off_o + j] + rec[b, off_o + j],
-                    c_prev, peep[0, j], peep[1, j], peep[2, j], coupled)
+                    a[j] + r[j], a[off_f + j] + r[off_f + j], a[off_g + j] + r[off_g + j],
+                    a[off_o + j] + r[off_o + j], cp[j], p_i[j], p_f[j], p_o[j], coupled, one)
                 if not coupled:
-                    gates[k, b, j] = i
-                gates[k, b, off_f + j] = f
-                gates[k, b, off_g + j] = g
-                gates[k, b, off_o + j] = o
-                c_before[k, b, j] = c_prev
-                c_after[k, b, j] = c_t
-                c[b, j] = c_t
-                m[b, j] = m_t
+                    g_row[j] = i
+                g_row[off_f + j] = f
+                g_row[off_g + j] = g
+                g_row[off_o + j] = o
+                cn[j] = c_t
+                m_row[j] = m_t
         if project:
-            np.dot(m, whr_t, h_new)
+            np.dot(m, whr_t, h_next)
         for b in range(batch):
             valid = t < lengths[b]
-            for j in range(out):
-                h_before[k, b, j] = h[b, j]
-                if valid:
-                    h[b, j] = h_new[b, j]
-                    y[t, b, col0 + j] = h_new[b, j]
+            if valid:
+                y[t, b, col0:col0 + out] = h_next[b]
+            else:
+                h_next[b] = h_prev[b]
             if m_tape.shape[0] == steps:
-                for j in range(hidden):
-                    m_tape[t, b, j] = m[b, j] if valid else 0.0
-    h_n[:] = h
-    c_n[:] = c
+                if valid:
+                    m_tape[t, b] = m[b]
+                else:
+                    m_tape[t, b] = 0.0
 
 
 @scan_jit
-def _backward_scan(dy, col0, dh_n, dc_n, whh, whr, peep, lengths, reverse, coupled,
-                   c_before, c_after, gates, d_pre, dh_tape, d_peep, dh0, dc0):
+def _backward_scan(dy, col0, dh_n, dc_n, whh, whr, lengths, reverse, coupled, peep, cs, gates,
+                   d_pre, dh_tape, dh0, dc0):
     steps, batch, _ = d_pre.shape
     hidden = dc_n.shape[1]
     out = dh_n.shape[1]
     project = whr.shape[0] > 0
+    one = np.ones(1, d_pre.dtype)[0]
     off_f = 0 if coupled else hidden
     off_g = off_f + hidden
     off_o = off_g + hidden
+    p_i, p_f, p_o = peep[0], peep[1], peep[2]
     dh = dh_n.copy()
-    dc = dc_n.copy()
+    dc_next = dc_n.copy()
+    dc_prev = np.empty_like(dc_next)
     dh_total = np.zeros((batch, out), d_pre.dtype)
     dm = np.empty((batch, hidden), d_pre.dtype) if project else dh_total
     dh_rec = np.empty((batch, out), d_pre.dtype)
     for s in range(steps):
-        t = s if reverse else steps - 1 - s
-        for b in range(batch):
-            valid = t < lengths[b]
-            for j in range(out):
-                dh_total[b, j] = dh[b, j] + dy[t, b, col0 + j] if valid else 0.0
-                if project:
-                    dh_tape[t, b, j] = dh_total[b, j]
-        if project:
-            np.dot(dh_total, whr, dm)
-        for b in range(batch):
-            if t >= lengths[b]:
-                d_pre[t, b, :] = 0.0
-                continue
-            for j in range(hidden):
-                f = gates[t, b, off_f + j]
-                i = 1.0 - f if coupled else gates[t, b, j]
-                c_prev = c_before[t, b, j]
-                c_t = c_after[t, b, j]
-                da_i, da_f, da_g, da_o, dc_prev = _backward_point(
-                    dm[b, j], dc[b, j], i, f, gates[t, b, off_g + j], gates[t, b, off_o + j],
-                    c_t, c_prev, peep[0, j], peep[1, j], peep[2, j], coupled)
-                if not coupled:
-                    d_pre[t, b, j] = da_i
-                d_pre[t, b, off_f + j] = da_f
-                d_pre[t, b, off_g + j] = da_g
-                d_pre[t, b, off_o + j] = da_o
-                dc[b, j] = dc_prev
-                d_peep[0, j] += da_i * c_prev
-                d_peep[1, j] += da_f * c_prev
-                d_peep[2, j] += da_o * c_t
-        np.dot(d_pre[t], whh, dh_rec)
+        t, before, after = step_slots(steps - 1 - s, steps, reverse, True)
         for b in range(batch):
             if t < lengths[b]:
                 for j in range(out):
-                    dh[b, j] = dh_rec[b, j]
+                    dh_total[b, j] = dh[b, j] + dy[t, b, col0 + j]
+            else:
+                dh_total[b] = 0.0
+        if project:
+            dh_tape[t] = dh_total
+            np.dot(dh_total, whr, dm)
+        for b in range(batch):
+            if t >= lengths[b]:
+                d_pre[t, b] = 0.0
+                dc_prev[b] = dc_next[b]
+                continue
+            g_row, d_row, c_before, c_after = gates[t, b], d_pre[t, b], cs[before, b], cs[after, b]
+            dm_row, dcn, dcp = dm[b], dc_next[b], dc_prev[b]
+            for j in range(hidden):
+                f = g_row[off_f + j]
+                i = one - f if coupled else g_row[j]
+                da_i, da_f, da_g, da_o, dc_p = _backward_point(
+                    dm_row[j], dcn[j], i, f, g_row[off_g + j], g_row[off_o + j], c_after[j],
+                    c_before[j], p_i[j], p_f[j], p_o[j], coupled, one)
+                if not coupled:
+                    d_row[j] = da_i
+                d_row[off_f + j] = da_f
+                d_row[off_g + j] = da_g
+                d_row[off_o + j] = da_o
+                dcp[j] = dc_p
+        np.dot(d_pre[t], whh, dh_rec)
+        for b in range(batch):
+            if t < lengths[b]:
+                dh[b] = dh_rec[b]
+        dc_next, dc_prev = dc_prev, dc_next
     dh0[:] = dh
-    dc0[:] = dc
+    dc0[:] = dc_next
 
 
 def _peephole_rows(spec, weights, dtype):
@@ -163,29 +166,26 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     tape : dict or None
     """
     steps, batch, _ = x.shape
-    hidden, out, dtype = spec.hidden_size, spec.output_size, x.dtype
+    hidden, dtype = spec.hidden_size, x.dtype
     bias = weights["bias_ih"] + weights["bias_hh"] if spec.bias else None
     xproj = input_projection(x, weights["weight_ih"], bias)
     project = spec.proj_size > 0
     whr_t = (np.ascontiguousarray(weights["weight_hr"].T) if project
              else np.empty((0, 0), dtype))
     slots = tape_length(steps, keep_tape)
-    h_before = np.empty((slots, batch, out), dtype)
-    c_before = np.empty((slots, batch, hidden), dtype)
-    c_after = np.empty((slots, batch, hidden), dtype)
+    hs = state_buffer(state0[0], steps, keep_tape, reverse)
+    cs = state_buffer(state0[1], steps, keep_tape, reverse)
     gates = np.empty((slots, batch, xproj.shape[2]), dtype)
     m_tape = np.empty((slots if project else 1, batch, hidden), dtype)
-    h_n = np.empty((batch, out), dtype)
-    c_n = np.empty((batch, hidden), dtype)
     _forward_scan(xproj, np.ascontiguousarray(weights["weight_hh"].T), whr_t,
-                  _peephole_rows(spec, weights, dtype), state0[0], state0[1], lengths,
-                  reverse, spec.coupled, y, col0, h_before, c_before, c_after, gates, m_tape,
-                  h_n, c_n)
+                  _peephole_rows(spec, weights, dtype), lengths, reverse, spec.coupled, y, col0,
+                  hs, cs, gates, m_tape)
+    last = final_slot(steps, keep_tape, reverse)
+    state_n = (hs[last].copy(), cs[last].copy())
     if not keep_tape:
-        return (h_n, c_n), None
-    tape = dict(x=x, lengths=lengths, reverse=reverse, h_before=h_before, c_before=c_before,
-                c_after=c_after, gates=gates, m=m_tape if project else None)
-    return (h_n, c_n), tape
+        return state_n, None
+    return state_n, dict(x=x, lengths=lengths, reverse=reverse, hs=hs, cs=cs, gates=gates,
+                         m=m_tape if project else None)
 
 
 def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx):
@@ -203,7 +203,7 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx):
     col0 : int
     dstate_n : tuple of ndarray
         ``(dh_n, dc_n)``.
-    dx : ndarray, shape (T, B, I)
+    dx : ndarray, shape (T, B, I), C-contiguous
         Input gradient, added to.
 
     Returns
@@ -211,22 +211,20 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx):
     tuple of ndarray
         ``(dh0, dc0)``.
     """
-    x, gates = tape["x"], tape["gates"]
+    x, gates, cs, reverse = tape["x"], tape["gates"], tape["cs"], tape["reverse"]
     steps, batch, _ = x.shape
     hidden, out, dtype = spec.hidden_size, spec.output_size, x.dtype
     project = spec.proj_size > 0
     d_pre = np.empty_like(gates)
     dh_tape = np.empty((steps if project else 1, batch, out), dtype)
-    d_peep = np.zeros((3, hidden), dtype)
     dh0 = np.empty((batch, out), dtype)
     dc0 = np.empty((batch, hidden), dtype)
     whr = weights["weight_hr"] if project else np.empty((0, 0), dtype)
     _backward_scan(dy, col0, dstate_n[0], dstate_n[1], weights["weight_hh"], whr,
-                   _peephole_rows(spec, weights, dtype), tape["lengths"], tape["reverse"],
-                   spec.coupled, tape["c_before"], tape["c_after"], gates, d_pre, dh_tape,
-                   d_peep, dh0, dc0)
+                   tape["lengths"], reverse, spec.coupled, _peephole_rows(spec, weights, dtype),
+                   cs, gates, d_pre, dh_tape, dh0, dc0)
     accumulate_input_grads(d_pre, x, weights["weight_ih"], grads["weight_ih"], dx)
-    accumulate_outer(grads["weight_hh"], d_pre, tape["h_before"])
+    accumulate_outer(grads["weight_hh"], d_pre, entering_states(tape["hs"], reverse))
     if spec.bias:
         bias_grad = column_sums(d_pre)
         grads["bias_ih"] += bias_grad
@@ -234,5 +232,17 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx):
     if project:
         accumulate_outer(grads["weight_hr"], dh_tape, tape["m"])
     if spec.peephole:
-        grads["weight_ch"] += d_peep[1:] if spec.coupled else d_peep
+        grads["weight_ch"] += _peephole_grads(spec, d_pre, cs, reverse)
     return dh0, dc0
+
+
+def _peephole_grads(spec, d_pre, cs, reverse):
+    """Peephole gradients: i and f read the entering cell state, o the leaving one."""
+    hidden = spec.hidden_size
+    c_before = entering_states(cs, reverse)
+    c_after = cs[:-1] if reverse else cs[1:]
+    rows = [] if spec.coupled else [(0, c_before)]
+    off_f = 0 if spec.coupled else hidden
+    rows += [(off_f, c_before), (off_f + 2 * hidden, c_after)]
+    return np.stack([(d_pre[:, :, off:off + hidden] * states).sum(axis=(0, 1))
+                     for off, states in rows])
