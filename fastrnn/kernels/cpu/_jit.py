@@ -56,6 +56,13 @@ _CPU_ACTIVATIONS = {
 }
 
 
+#: Loops over one row of a batch (the pointwise math of one time step for one
+#: sequence). Kept out of line on purpose: LLVM vectorises these loops as
+#: functions of their own but not once inlined into the time loop (measured
+#: 1.6 ns against 15 ns per LSTM element here).
+row_jit = numba.njit(cache=config.CACHE, nogil=True, **_OPTIONS)
+
+
 def point_jit(function):
     """Compile a pointwise cell function from :mod:`fastrnn.cells` for the CPU scans."""
     return compile_for_target(function, inline_jit, _CPU_ACTIVATIONS)

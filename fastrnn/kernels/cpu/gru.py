@@ -21,11 +21,10 @@ _reset_before_point = point_jit(gru_reset_before_point)
 
 
 @scan_jit
-def _forward_scan(xproj, w_rec_t, whn_t, b_hn, lengths, reverse, reset_after, y, col0, hs, gates,
-                  q_tape):
+def _forward_scan(xproj, w_rec_t, whn_t, b_hn, lengths, reverse, keep, reset_after, y, col0, hs,
+                  gates, q_tape):
     steps, batch, _ = xproj.shape
     hidden = hs.shape[2]
-    keep = hs.shape[0] == steps + 1
     one = np.ones(1, xproj.dtype)[0]
     rec = np.empty((batch, w_rec_t.shape[1]), xproj.dtype)
     rh = np.zeros((batch, hidden), xproj.dtype)
@@ -159,7 +158,7 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     gates = np.empty((slots, batch, 3 * hidden), dtype)
     q_tape = np.empty((slots, batch, hidden), dtype)
     _forward_scan(xproj, np.ascontiguousarray(w_rec.T), np.ascontiguousarray(whn.T), b_hn,
-                  lengths, reverse, spec.reset_after, y, col0, hs, gates, q_tape)
+                  lengths, reverse, keep_tape, spec.reset_after, y, col0, hs, gates, q_tape)
     state_n = (hs[final_slot(steps, keep_tape, reverse)].copy(),)
     if not keep_tape:
         return state_n, None

@@ -14,24 +14,60 @@ import numpy as np
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
 from ._common import (accumulate_input_grads, accumulate_outer, column_sums, entering_states,
                       final_slot, input_projection, state_buffer, step_slots, tape_length)
-from ._jit import point_jit, scan_jit
+from ._jit import point_jit, row_jit, scan_jit
 
 _forward_point = point_jit(lstm_forward_point)
 _backward_point = point_jit(lstm_backward_point)
 
 
+@row_jit
+def _forward_row(a, rec, gates, c_prev, c_next, m, p_i, p_f, p_o, coupled, one):
+    hidden = c_prev.shape[0]
+    off_f = 0 if coupled else hidden
+    off_g = off_f + hidden
+    off_o = off_g + hidden
+    for j in range(hidden):
+        i, f, g, o, c_t, m_t = _forward_point(
+            a[j] + rec[j], a[off_f + j] + rec[off_f + j], a[off_g + j] + rec[off_g + j],
+            a[off_o + j] + rec[off_o + j], c_prev[j], p_i[j], p_f[j], p_o[j], coupled, one)
+        if not coupled:
+            gates[j] = i
+        gates[off_f + j] = f
+        gates[off_g + j] = g
+        gates[off_o + j] = o
+        c_next[j] = c_t
+        m[j] = m_t
+
+
+@row_jit
+def _backward_row(dm, dc_next, gates, c_before, c_after, p_i, p_f, p_o, coupled, one, d_pre,
+                  dc_prev):
+    hidden = c_before.shape[0]
+    off_f = 0 if coupled else hidden
+    off_g = off_f + hidden
+    off_o = off_g + hidden
+    for j in range(hidden):
+        f = gates[off_f + j]
+        i = one - f if coupled else gates[j]
+        da_i, da_f, da_g, da_o, dc_p = _backward_point(
+            dm[j], dc_next[j], i, f, gates[off_g + j], gates[off_o + j], c_after[j],
+            c_before[j], p_i[j], p_f[j], p_o[j], coupled, one)
+        if not coupled:
+            d_pre[j] = da_i
+        d_pre[off_f + j] = da_f
+        d_pre[off_g + j] = da_g
+        d_pre[off_o + j] = da_o
+        dc_prev[j] = dc_p
+
+
 @scan_jit
-def _forward_scan(xproj, whh_t, whr_t, peep, lengths, reverse, coupled, y, col0, hs, cs, gates,
-                  m_tape):
+def _forward_scan(xproj, whh_t, whr_t, peep, lengths, reverse, keep, coupled, y, col0, hs, cs,
+                  gates, m_tape):
     steps, batch, _ = xproj.shape
     hidden = cs.shape[2]
     out = hs.shape[2]
     project = whr_t.shape[0] > 0
-    keep = hs.shape[0] == steps + 1
     one = np.ones(1, xproj.dtype)[0]
-    off_f = 0 if coupled else hidden
-    off_g = off_f + hidden
-    off_o = off_g + hidden
     p_i, p_f, p_o = peep[0], peep[1], peep[2]
     rec = np.empty((batch, xproj.shape[2]), xproj.dtype)
     m = np.zeros((batch, hidden), xproj.dtype)
@@ -44,19 +80,8 @@ def _forward_scan(xproj, whh_t, whr_t, peep, lengths, reverse, coupled, y, col0,
             if t >= lengths[b]:
                 c_next[b] = c_prev[b]
                 continue
-            a, r, g_row, cp, cn = xproj[t, b], rec[b], gates[k, b], c_prev[b], c_next[b]
-            m_row = m[b] if project else h_next[b]
-            for j in range(hidden):
-                i, f, g, o, c_t, m_t = _forward_point(
-                    a[j] + r[j], a[off_f + j] + r[off_f + j], a[off_g + j] + r[off_g + j],
-                    a[off_o + j] + r[off_o + j], cp[j], p_i[j], p_f[j], p_o[j], coupled, one)
-                if not coupled:
-                    g_row[j] = i
-                g_row[off_f + j] = f
-                g_row[off_g + j] = g
-                g_row[off_o + j] = o
-                cn[j] = c_t
-                m_row[j] = m_t
+            _forward_row(xproj[t, b], rec[b], gates[k, b], c_prev[b], c_next[b],
+                         m[b] if project else h_next[b], p_i, p_f, p_o, coupled, one)
         if project:
             np.dot(m, whr_t, h_next)
         for b in range(batch):
@@ -65,7 +90,7 @@ def _forward_scan(xproj, whh_t, whr_t, peep, lengths, reverse, coupled, y, col0,
                 y[t, b, col0:col0 + out] = h_next[b]
             else:
                 h_next[b] = h_prev[b]
-            if m_tape.shape[0] == steps:
+            if project and keep:
                 if valid:
                     m_tape[t, b] = m[b]
                 else:
@@ -80,9 +105,6 @@ def _backward_scan(dy, col0, dh_n, dc_n, whh, whr, lengths, reverse, coupled, pe
     out = dh_n.shape[1]
     project = whr.shape[0] > 0
     one = np.ones(1, d_pre.dtype)[0]
-    off_f = 0 if coupled else hidden
-    off_g = off_f + hidden
-    off_o = off_g + hidden
     p_i, p_f, p_o = peep[0], peep[1], peep[2]
     dh = dh_n.copy()
     dc_next = dc_n.copy()
@@ -106,20 +128,8 @@ def _backward_scan(dy, col0, dh_n, dc_n, whh, whr, lengths, reverse, coupled, pe
                 d_pre[t, b] = 0.0
                 dc_prev[b] = dc_next[b]
                 continue
-            g_row, d_row, c_before, c_after = gates[t, b], d_pre[t, b], cs[before, b], cs[after, b]
-            dm_row, dcn, dcp = dm[b], dc_next[b], dc_prev[b]
-            for j in range(hidden):
-                f = g_row[off_f + j]
-                i = one - f if coupled else g_row[j]
-                da_i, da_f, da_g, da_o, dc_p = _backward_point(
-                    dm_row[j], dcn[j], i, f, g_row[off_g + j], g_row[off_o + j], c_after[j],
-                    c_before[j], p_i[j], p_f[j], p_o[j], coupled, one)
-                if not coupled:
-                    d_row[j] = da_i
-                d_row[off_f + j] = da_f
-                d_row[off_g + j] = da_g
-                d_row[off_o + j] = da_o
-                dcp[j] = dc_p
+            _backward_row(dm[b], dc_next[b], gates[t, b], cs[before, b], cs[after, b], p_i, p_f,
+                          p_o, coupled, one, d_pre[t, b], dc_prev[b])
         np.dot(d_pre[t], whh, dh_rec)
         for b in range(batch):
             if t < lengths[b]:
@@ -178,8 +188,8 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     gates = np.empty((slots, batch, xproj.shape[2]), dtype)
     m_tape = np.empty((slots if project else 1, batch, hidden), dtype)
     _forward_scan(xproj, np.ascontiguousarray(weights["weight_hh"].T), whr_t,
-                  _peephole_rows(spec, weights, dtype), lengths, reverse, spec.coupled, y, col0,
-                  hs, cs, gates, m_tape)
+                  _peephole_rows(spec, weights, dtype), lengths, reverse, keep_tape, spec.coupled,
+                  y, col0, hs, cs, gates, m_tape)
     last = final_slot(steps, keep_tape, reverse)
     state_n = (hs[last].copy(), cs[last].copy())
     if not keep_tape:

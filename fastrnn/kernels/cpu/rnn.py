@@ -17,9 +17,8 @@ _NONLINEARITY_CODES = {"tanh": TANH, "relu": RELU}
 
 
 @scan_jit
-def _forward_scan(xproj, whh_t, lengths, reverse, nonlinearity, y, col0, hs):
+def _forward_scan(xproj, whh_t, lengths, reverse, keep, nonlinearity, y, col0, hs):
     steps, batch, hidden = xproj.shape
-    keep = hs.shape[0] == steps + 1
     one = np.ones(1, xproj.dtype)[0]
     rec = np.empty((batch, hidden), xproj.dtype)
     for s in range(steps):
@@ -68,7 +67,7 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     xproj = input_projection(x, weights["weight_ih"], bias)
     hs = state_buffer(state0[0], steps, keep_tape, reverse)
     _forward_scan(xproj, np.ascontiguousarray(weights["weight_hh"].T), lengths, reverse,
-                  _NONLINEARITY_CODES[spec.nonlinearity], y, col0, hs)
+                  keep_tape, _NONLINEARITY_CODES[spec.nonlinearity], y, col0, hs)
     state_n = (hs[final_slot(steps, keep_tape, reverse)].copy(),)
     if not keep_tape:
         return state_n, None
