@@ -318,6 +318,9 @@ class RecurrentLayer:
     def _split_state(self, name, value, count):
         """``value`` as a list of ``count`` parts (a pair for the LSTM)."""
         if count == 1:
+            if isinstance(value, tuple):
+                raise TypeError(f"{name} must be one array for the {type(self).__name__} (only "
+                                f"the LSTM's state is a pair), got a tuple of {len(value)}")
             return [value]
         if value is None:
             return [None] * count
