@@ -8,9 +8,33 @@ alternating between NumPy's and SciPy's OpenBLAS pools on a small machine
 makes each wait for the other's spinning threads (measured 2x per GEMM here).
 """
 
+import threading
+
 import numpy as np
 
 from ._jit import inline_jit, scan_jit
+
+_thread_scratch = threading.local()
+
+
+def scratch(name, shape, dtype):
+    """A per-thread work array, reused from call to call (its contents are garbage).
+
+    Large temporaries that never outlive one forward or backward call (the
+    input projection, the pre-activation gradients) come from here: a fresh
+    multi-megabyte ``np.empty`` costs a page fault per 4 KiB on first touch,
+    which measured more than the GEMM that fills it. Each thread keeps its own
+    buffers, so concurrent calls from several threads never share one.
+    """
+    buffers = getattr(_thread_scratch, "buffers", None)
+    if buffers is None:
+        buffers = _thread_scratch.buffers = {}
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape))
+    buffer = buffers.get((name, dtype))
+    if buffer is None or buffer.size < size:
+        buffer = buffers[(name, dtype)] = np.empty(size, dtype)
+    return buffer[:size].reshape(shape)
 
 
 @scan_jit
@@ -43,7 +67,7 @@ def input_projection(x, weight_ih, bias):
     ndarray, shape (T, B, G), C-contiguous
     """
     steps, batch, features = x.shape
-    out = np.empty((steps * batch, weight_ih.shape[0]), x.dtype)
+    out = scratch("input_projection", (steps * batch, weight_ih.shape[0]), x.dtype)
     if bias is None:
         bias = np.empty(0, x.dtype)
     _project(x.reshape(steps * batch, features), weight_ih, bias, out)
@@ -125,3 +149,26 @@ def step_slots(s, steps, reverse, keep):
     if reverse:
         return t, t + 1, t
     return t, t, t + 1
+
+
+@inline_jit
+def transpose_into(source, target):
+    """``target[:] = source.T`` for 2-D arrays, in cache-friendly column blocks."""
+    rows, cols = source.shape
+    for start in range(0, rows, 64):
+        stop = min(start + 64, rows)
+        for col in range(cols):
+            for row in range(start, stop):
+                target[col, row] = source[row, col]
+
+
+@inline_jit
+def recurrent_product(h, weight, product_t, product):
+    """``product = h @ weight.T`` for a (B, K) state and a (N, K) weight.
+
+    Computed as ``weight @ h.T`` into the (N, B) buffer ``product_t`` and then
+    transposed: OpenBLAS runs this orientation much faster when B is small
+    (measured 360 against 210 GFLOP/s for 32x256 by 256x1024 here).
+    """
+    np.dot(weight, h.T, product_t)
+    transpose_into(product_t, product)

@@ -11,7 +11,8 @@ import numpy as np
 from ...cells.gru import (gru_backward_point, gru_gates_point, gru_output_point,
                           gru_reset_before_point)
 from ._common import (accumulate_input_grads, accumulate_outer, column_sums, entering_states,
-                      final_slot, input_projection, state_buffer, step_slots, tape_length)
+                      final_slot, input_projection, recurrent_product, scratch, state_buffer,
+                      step_slots, tape_length)
 from ._jit import point_jit, scan_jit
 
 _gates_point = point_jit(gru_gates_point)
@@ -21,19 +22,21 @@ _reset_before_point = point_jit(gru_reset_before_point)
 
 
 @scan_jit
-def _forward_scan(xproj, w_rec_t, whn_t, b_hn, lengths, reverse, keep, reset_after, y, col0, hs,
+def _forward_scan(xproj, w_rec, whn, b_hn, lengths, reverse, keep, reset_after, y, col0, hs,
                   gates, q_tape):
     steps, batch, _ = xproj.shape
     hidden = hs.shape[2]
     one = np.ones(1, xproj.dtype)[0]
-    rec = np.empty((batch, w_rec_t.shape[1]), xproj.dtype)
+    rec = np.empty((batch, w_rec.shape[0]), xproj.dtype)
+    rec_t = np.empty((w_rec.shape[0], batch), xproj.dtype)
+    q_rec_t = np.empty((hidden, batch), xproj.dtype)
     rh = np.zeros((batch, hidden), xproj.dtype)
     q_rec = np.empty((batch, hidden), xproj.dtype)
     for s in range(steps):
         t, before, after = step_slots(s, steps, reverse, keep)
         k = t if keep else 0
         h_prev, h_next = hs[before], hs[after]
-        np.dot(h_prev, w_rec_t, rec)
+        recurrent_product(h_prev, w_rec, rec_t, rec)
         for b in range(batch):
             if t >= lengths[b]:
                 continue
@@ -44,7 +47,7 @@ def _forward_scan(xproj, w_rec_t, whn_t, b_hn, lengths, reverse, keep, reset_aft
                 g_row[hidden + j] = z
                 rh_row[j] = r * h_row[j]
         if not reset_after:
-            np.dot(rh, whn_t, q_rec)
+            recurrent_product(rh, whn, q_rec_t, q_rec)
         for b in range(batch):
             if t >= lengths[b]:
                 h_next[b] = h_prev[b]
@@ -66,7 +69,7 @@ def _forward_scan(xproj, w_rec_t, whn_t, b_hn, lengths, reverse, keep, reset_aft
 
 
 @scan_jit
-def _backward_scan(dy, col0, dh_n, w_rec, whn, lengths, reverse, reset_after, hs, gates, q_tape,
+def _backward_scan(dy, col0, dh_n, w_rec_t, whn_t, lengths, reverse, reset_after, hs, gates, q_tape,
                    d_ih, d_hh, dh0):
     steps, batch, _ = d_ih.shape
     hidden = dh_n.shape[1]
@@ -78,6 +81,7 @@ def _backward_scan(dy, col0, dh_n, w_rec, whn, lengths, reverse, reset_after, hs
     da_n = np.zeros((batch, hidden), d_ih.dtype)
     d_rh = np.empty((batch, hidden), d_ih.dtype)
     d_rz = np.zeros((batch, 2 * hidden), d_ih.dtype)
+    product_t = np.empty((hidden, batch), d_ih.dtype)
     for s in range(steps):
         t, before, _ = step_slots(steps - 1 - s, steps, reverse, True)
         for b in range(batch):
@@ -105,9 +109,9 @@ def _backward_scan(dy, col0, dh_n, w_rec, whn, lengths, reverse, reset_after, hs
                 dan[j] = da_n_j
                 direct_row[j] = direct
         if reset_after:
-            np.dot(d_hh[t], w_rec, dh_rec)
+            recurrent_product(d_hh[t], w_rec_t, product_t, dh_rec)
         else:
-            np.dot(da_n, whn, d_rh)
+            recurrent_product(da_n, whn_t, product_t, d_rh)
             for b in range(batch):
                 if t >= lengths[b]:
                     continue
@@ -119,7 +123,7 @@ def _backward_scan(dy, col0, dh_n, w_rec, whn, lengths, reverse, reset_after, hs
                     drz[j] = da_r
                     drz[hidden + j] = di[hidden + j]
                     reset_row[j] = dh_part
-            np.dot(d_rz, w_rec, dh_rec)
+            recurrent_product(d_rz, w_rec_t, product_t, dh_rec)
         for b in range(batch):
             if t < lengths[b]:
                 for j in range(hidden):
@@ -157,7 +161,7 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     hs = state_buffer(state0[0], steps, keep_tape, reverse)
     gates = np.empty((slots, batch, 3 * hidden), dtype)
     q_tape = np.empty((slots, batch, hidden), dtype)
-    _forward_scan(xproj, np.ascontiguousarray(w_rec.T), np.ascontiguousarray(whn.T), b_hn,
+    _forward_scan(xproj, w_rec, whn, b_hn,
                   lengths, reverse, keep_tape, spec.reset_after, y, col0, hs, gates, q_tape)
     state_n = (hs[final_slot(steps, keep_tape, reverse)].copy(),)
     if not keep_tape:
@@ -170,11 +174,13 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx):
     x, gates, hs, reverse = tape["x"], tape["gates"], tape["hs"], tape["reverse"]
     steps, batch, _ = x.shape
     hidden, dtype = spec.hidden_size, x.dtype
-    d_ih = np.empty_like(gates)
-    d_hh = np.empty_like(gates) if spec.reset_after else np.empty((0, batch, 3 * hidden), dtype)
+    d_ih = scratch("d_ih", gates.shape, dtype)
+    d_hh = (scratch("d_hh", gates.shape, dtype) if spec.reset_after
+            else np.empty((0, batch, 3 * hidden), dtype))
     dh0 = np.empty((batch, hidden), dtype)
     w_rec, whn = _recurrent_weights(spec, weights)
-    _backward_scan(dy, col0, dstate_n[0], w_rec, whn, tape["lengths"], reverse, spec.reset_after,
+    _backward_scan(dy, col0, dstate_n[0], np.ascontiguousarray(w_rec.T),
+                   np.ascontiguousarray(whn.T), tape["lengths"], reverse, spec.reset_after,
                    hs, gates, tape["q"], d_ih, d_hh, dh0)
     accumulate_input_grads(d_ih, x, weights["weight_ih"], grads["weight_ih"], dx)
     grad_hh = grads["weight_hh"]

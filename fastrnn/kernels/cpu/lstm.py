@@ -13,7 +13,8 @@ import numpy as np
 
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
 from ._common import (accumulate_input_grads, accumulate_outer, column_sums, entering_states,
-                      final_slot, input_projection, state_buffer, step_slots, tape_length)
+                      final_slot, input_projection, recurrent_product, scratch, state_buffer,
+                      step_slots, tape_length)
 from ._jit import point_jit, row_jit, scan_jit
 
 _forward_point = point_jit(lstm_forward_point)
@@ -61,21 +62,23 @@ def _backward_row(dm, dc_next, gates, c_before, c_after, p_i, p_f, p_o, coupled,
 
 
 @scan_jit
-def _forward_scan(xproj, whh_t, whr_t, peep, lengths, reverse, keep, coupled, y, col0, hs, cs,
+def _forward_scan(xproj, whh, whr, peep, lengths, reverse, keep, coupled, y, col0, hs, cs,
                   gates, m_tape):
     steps, batch, _ = xproj.shape
     hidden = cs.shape[2]
     out = hs.shape[2]
-    project = whr_t.shape[0] > 0
+    project = whr.shape[0] > 0
     one = np.ones(1, xproj.dtype)[0]
     p_i, p_f, p_o = peep[0], peep[1], peep[2]
     rec = np.empty((batch, xproj.shape[2]), xproj.dtype)
+    rec_t = np.empty((xproj.shape[2], batch), xproj.dtype)
+    h_t = np.empty((out, batch), xproj.dtype)
     m = np.zeros((batch, hidden), xproj.dtype)
     for s in range(steps):
         t, before, after = step_slots(s, steps, reverse, keep)
         k = t if keep else 0
         h_prev, c_prev, h_next, c_next = hs[before], cs[before], hs[after], cs[after]
-        np.dot(h_prev, whh_t, rec)
+        recurrent_product(h_prev, whh, rec_t, rec)
         for b in range(batch):
             if t >= lengths[b]:
                 c_next[b] = c_prev[b]
@@ -83,7 +86,7 @@ def _forward_scan(xproj, whh_t, whr_t, peep, lengths, reverse, keep, coupled, y,
             _forward_row(xproj[t, b], rec[b], gates[k, b], c_prev[b], c_next[b],
                          m[b] if project else h_next[b], p_i, p_f, p_o, coupled, one)
         if project:
-            np.dot(m, whr_t, h_next)
+            recurrent_product(m, whr, h_t, h_next)
         for b in range(batch):
             valid = t < lengths[b]
             if valid:
@@ -98,12 +101,12 @@ def _forward_scan(xproj, whh_t, whr_t, peep, lengths, reverse, keep, coupled, y,
 
 
 @scan_jit
-def _backward_scan(dy, col0, dh_n, dc_n, whh, whr, lengths, reverse, coupled, peep, cs, gates,
+def _backward_scan(dy, col0, dh_n, dc_n, whh_t, whr_t, lengths, reverse, coupled, peep, cs, gates,
                    d_pre, dh_tape, dh0, dc0):
     steps, batch, _ = d_pre.shape
     hidden = dc_n.shape[1]
     out = dh_n.shape[1]
-    project = whr.shape[0] > 0
+    project = whr_t.shape[0] > 0
     one = np.ones(1, d_pre.dtype)[0]
     p_i, p_f, p_o = peep[0], peep[1], peep[2]
     dh = dh_n.copy()
@@ -112,6 +115,8 @@ def _backward_scan(dy, col0, dh_n, dc_n, whh, whr, lengths, reverse, coupled, pe
     dh_total = np.zeros((batch, out), d_pre.dtype)
     dm = np.empty((batch, hidden), d_pre.dtype) if project else dh_total
     dh_rec = np.empty((batch, out), d_pre.dtype)
+    dh_rec_t = np.empty((out, batch), d_pre.dtype)
+    dm_t = np.empty((hidden, batch), d_pre.dtype)
     for s in range(steps):
         t, before, after = step_slots(steps - 1 - s, steps, reverse, True)
         for b in range(batch):
@@ -122,7 +127,7 @@ def _backward_scan(dy, col0, dh_n, dc_n, whh, whr, lengths, reverse, coupled, pe
                 dh_total[b] = 0.0
         if project:
             dh_tape[t] = dh_total
-            np.dot(dh_total, whr, dm)
+            recurrent_product(dh_total, whr_t, dm_t, dm)
         for b in range(batch):
             if t >= lengths[b]:
                 d_pre[t, b] = 0.0
@@ -130,7 +135,7 @@ def _backward_scan(dy, col0, dh_n, dc_n, whh, whr, lengths, reverse, coupled, pe
                 continue
             _backward_row(dm[b], dc_next[b], gates[t, b], cs[before, b], cs[after, b], p_i, p_f,
                           p_o, coupled, one, d_pre[t, b], dc_prev[b])
-        np.dot(d_pre[t], whh, dh_rec)
+        recurrent_product(d_pre[t], whh_t, dh_rec_t, dh_rec)
         for b in range(batch):
             if t < lengths[b]:
                 dh[b] = dh_rec[b]
@@ -180,14 +185,13 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     bias = weights["bias_ih"] + weights["bias_hh"] if spec.bias else None
     xproj = input_projection(x, weights["weight_ih"], bias)
     project = spec.proj_size > 0
-    whr_t = (np.ascontiguousarray(weights["weight_hr"].T) if project
-             else np.empty((0, 0), dtype))
+    whr = weights["weight_hr"] if project else np.empty((0, 0), dtype)
     slots = tape_length(steps, keep_tape)
     hs = state_buffer(state0[0], steps, keep_tape, reverse)
     cs = state_buffer(state0[1], steps, keep_tape, reverse)
     gates = np.empty((slots, batch, xproj.shape[2]), dtype)
     m_tape = np.empty((slots if project else 1, batch, hidden), dtype)
-    _forward_scan(xproj, np.ascontiguousarray(weights["weight_hh"].T), whr_t,
+    _forward_scan(xproj, weights["weight_hh"], whr,
                   _peephole_rows(spec, weights, dtype), lengths, reverse, keep_tape, spec.coupled,
                   y, col0, hs, cs, gates, m_tape)
     last = final_slot(steps, keep_tape, reverse)
@@ -225,12 +229,14 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx):
     steps, batch, _ = x.shape
     hidden, out, dtype = spec.hidden_size, spec.output_size, x.dtype
     project = spec.proj_size > 0
-    d_pre = np.empty_like(gates)
-    dh_tape = np.empty((steps if project else 1, batch, out), dtype)
+    d_pre = scratch("d_pre", gates.shape, dtype)
+    dh_tape = scratch("dh_tape", (steps if project else 1, batch, out), dtype)
     dh0 = np.empty((batch, out), dtype)
     dc0 = np.empty((batch, hidden), dtype)
-    whr = weights["weight_hr"] if project else np.empty((0, 0), dtype)
-    _backward_scan(dy, col0, dstate_n[0], dstate_n[1], weights["weight_hh"], whr,
+    whr_t = (np.ascontiguousarray(weights["weight_hr"].T) if project
+             else np.empty((0, 0), dtype))
+    _backward_scan(dy, col0, dstate_n[0], dstate_n[1],
+                   np.ascontiguousarray(weights["weight_hh"].T), whr_t,
                    tape["lengths"], reverse, spec.coupled, _peephole_rows(spec, weights, dtype),
                    cs, gates, d_pre, dh_tape, dh0, dc0)
     accumulate_input_grads(d_pre, x, weights["weight_ih"], grads["weight_ih"], dx)

@@ -8,7 +8,8 @@ import numpy as np
 
 from ...cells.rnn import RELU, TANH, rnn_backward_point, rnn_forward_point
 from ._common import (accumulate_input_grads, accumulate_outer, column_sums, entering_states,
-                      final_slot, input_projection, state_buffer, step_slots)
+                      final_slot, input_projection, recurrent_product, scratch, state_buffer,
+                      step_slots)
 from ._jit import point_jit, scan_jit
 
 _forward_point = point_jit(rnn_forward_point)
@@ -17,14 +18,15 @@ _NONLINEARITY_CODES = {"tanh": TANH, "relu": RELU}
 
 
 @scan_jit
-def _forward_scan(xproj, whh_t, lengths, reverse, keep, nonlinearity, y, col0, hs):
+def _forward_scan(xproj, whh, lengths, reverse, keep, nonlinearity, y, col0, hs):
     steps, batch, hidden = xproj.shape
     one = np.ones(1, xproj.dtype)[0]
     rec = np.empty((batch, hidden), xproj.dtype)
+    rec_t = np.empty((hidden, batch), xproj.dtype)
     for s in range(steps):
         t, before, after = step_slots(s, steps, reverse, keep)
         h_prev, h_next = hs[before], hs[after]
-        np.dot(h_prev, whh_t, rec)
+        recurrent_product(h_prev, whh, rec_t, rec)
         for b in range(batch):
             if t >= lengths[b]:
                 h_next[b] = h_prev[b]
@@ -36,11 +38,12 @@ def _forward_scan(xproj, whh_t, lengths, reverse, keep, nonlinearity, y, col0, h
 
 
 @scan_jit
-def _backward_scan(dy, col0, dh_n, whh, lengths, reverse, nonlinearity, hs, d_pre, dh0):
+def _backward_scan(dy, col0, dh_n, whh_t, lengths, reverse, nonlinearity, hs, d_pre, dh0):
     steps, batch, hidden = d_pre.shape
     one = np.ones(1, d_pre.dtype)[0]
     dh = dh_n.copy()
     dh_rec = np.empty((batch, hidden), d_pre.dtype)
+    dh_rec_t = np.empty((hidden, batch), d_pre.dtype)
     for s in range(steps):
         t, _, after = step_slots(steps - 1 - s, steps, reverse, True)
         for b in range(batch):
@@ -50,7 +53,7 @@ def _backward_scan(dy, col0, dh_n, whh, lengths, reverse, nonlinearity, hs, d_pr
             d_row, h_row, dh_row, dy_row = d_pre[t, b], hs[after, b], dh[b], dy[t, b, col0:]
             for j in range(hidden):
                 d_row[j] = _backward_point(dh_row[j] + dy_row[j], h_row[j], nonlinearity, one)
-        np.dot(d_pre[t], whh, dh_rec)
+        recurrent_product(d_pre[t], whh_t, dh_rec_t, dh_rec)
         for b in range(batch):
             if t < lengths[b]:
                 dh[b] = dh_rec[b]
@@ -66,7 +69,7 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     bias = weights["bias_ih"] + weights["bias_hh"] if spec.bias else None
     xproj = input_projection(x, weights["weight_ih"], bias)
     hs = state_buffer(state0[0], steps, keep_tape, reverse)
-    _forward_scan(xproj, np.ascontiguousarray(weights["weight_hh"].T), lengths, reverse,
+    _forward_scan(xproj, weights["weight_hh"], lengths, reverse,
                   keep_tape, _NONLINEARITY_CODES[spec.nonlinearity], y, col0, hs)
     state_n = (hs[final_slot(steps, keep_tape, reverse)].copy(),)
     if not keep_tape:
@@ -78,9 +81,10 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx):
     """Backward of :func:`forward`; see :func:`fastrnn.kernels.cpu.lstm.backward`."""
     x, hs, reverse = tape["x"], tape["hs"], tape["reverse"]
     steps, batch, _ = x.shape
-    d_pre = np.empty((steps, batch, spec.hidden_size), x.dtype)
+    d_pre = scratch("d_pre", (steps, batch, spec.hidden_size), x.dtype)
     dh0 = np.empty((batch, spec.hidden_size), x.dtype)
-    _backward_scan(dy, col0, dstate_n[0], weights["weight_hh"], tape["lengths"], reverse,
+    _backward_scan(dy, col0, dstate_n[0], np.ascontiguousarray(weights["weight_hh"].T),
+                   tape["lengths"], reverse,
                    _NONLINEARITY_CODES[spec.nonlinearity], hs, d_pre, dh0)
     accumulate_input_grads(d_pre, x, weights["weight_ih"], grads["weight_ih"], dx)
     accumulate_outer(grads["weight_hh"], d_pre, entering_states(hs, reverse))
