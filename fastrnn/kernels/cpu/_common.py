@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-from ._jit import inline_jit, scan_jit
+from ._jit import inline_jit, row_jit, scan_jit
 
 _thread_scratch = threading.local()
 
@@ -47,10 +47,18 @@ def _project(x_rows, weight_ih, bias, out):
 
 
 @scan_jit
-def _add_product(out, a, b):
-    product = np.empty_like(out)
+def _dot_add(out, a, b, product):
     np.dot(a, b, product)
     out += product
+
+
+def _add_product(out, a, b):
+    """``out += a @ b`` (``out`` C-contiguous; ``a``, ``b`` C- or F-contiguous).
+
+    numba's ``np.dot`` cannot accumulate, so the product goes through a reused
+    scratch buffer (a fresh one would page-fault on every call).
+    """
+    _dot_add(out, a, b, scratch("product", out.shape, out.dtype))
 
 
 def input_projection(x, weight_ih, bias):
@@ -172,3 +180,10 @@ def recurrent_product(h, weight, product_t, product):
     """
     np.dot(weight, h.T, product_t)
     transpose_into(product_t, product)
+
+
+@row_jit
+def add_into(a, b, out):
+    """``out[:] = a + b`` for 1-D rows (kept out of line so that it vectorises)."""
+    for j in range(out.shape[0]):
+        out[j] = a[j] + b[j]

@@ -13,7 +13,7 @@ import numpy as np
 
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
 from ._common import (accumulate_input_grads, accumulate_outer, column_sums, entering_states,
-                      final_slot, input_projection, recurrent_product, scratch, state_buffer,
+                      add_into, final_slot, input_projection, recurrent_product, scratch, state_buffer,
                       step_slots, tape_length)
 from ._jit import point_jit, row_jit, scan_jit
 
@@ -121,8 +121,7 @@ def _backward_scan(dy, col0, dh_n, dc_n, whh_t, whr_t, lengths, reverse, coupled
         t, before, after = step_slots(steps - 1 - s, steps, reverse, True)
         for b in range(batch):
             if t < lengths[b]:
-                for j in range(out):
-                    dh_total[b, j] = dh[b, j] + dy[t, b, col0 + j]
+                add_into(dh[b], dy[t, b, col0:col0 + out], dh_total[b])
             else:
                 dh_total[b] = 0.0
         if project:
