@@ -33,8 +33,9 @@ _B6 = np.float32(1.19825839466702e-06)
 
 
 def _tanh_float32(x, one):
-    # NaN fails both comparisons and passes through unchanged.
-    x = _CLAMP if x > _CLAMP else (-_CLAMP if x < -_CLAMP else x)
+    # min/max return their first argument when the comparison fails, so NaN
+    # passes through unchanged.
+    x = max(min(x, _CLAMP), -_CLAMP)
     x2 = x * x
     p = x2 * _A13 + _A11
     p = x2 * p + _A9
