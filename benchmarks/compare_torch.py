@@ -16,6 +16,7 @@ import platform
 import time
 
 import numpy as np
+import scipy.linalg.cython_blas  # noqa: F401  (load the kernels' BLAS now, so --threads limits it)
 
 import fastrnn as fr
 

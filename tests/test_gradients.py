@@ -152,3 +152,14 @@ def test_cell_equals_one_layer_step(cell_class, layer_class, options, dtype):
         np.testing.assert_array_equal(a, b[0])
     for name, grad in cell.grads.items():
         np.testing.assert_array_equal(grad, layer.grads[f"{name}_l0"])
+
+
+def test_unbatched_cell_step_matches_batched():
+    cell = fr.GRUCell(3, 4, dtype=np.float64, seed=0)
+    x = np.random.default_rng(0).standard_normal(3)
+    h = np.random.default_rng(1).standard_normal(4)
+    h_new, tape = cell.forward(x, h)
+    assert h_new.shape == (4,)
+    np.testing.assert_allclose(h_new, cell(x[None], h[None])[0], rtol=1e-14)
+    dx, dh = cell.backward(tape, np.ones(4))
+    assert dx.shape == (3,) and dh.shape == (4,)

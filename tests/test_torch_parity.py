@@ -105,3 +105,29 @@ def test_matches_torch(config, dtype):
     assert set(layer.grads) == set(tgrads)
     for name, grad in tgrads.items():
         assert_close(layer.grads[name], grad, grad_tol, f"grad {name}")
+
+
+@pytest.mark.parametrize("make_torch, make_ours", [
+    (lambda t: t.nn.LSTM(3, 6, num_layers=2, bidirectional=True, proj_size=2),
+     lambda: fr.LSTM(3, 6, num_layers=2, bidirectional=True, proj_size=2, dtype=np.float64)),
+    (lambda t: t.nn.GRU(3, 5, bias=False), lambda: fr.GRU(3, 5, bias=False, dtype=np.float64)),
+    (lambda t: t.nn.RNN(3, 4, nonlinearity="relu", batch_first=True),
+     lambda: fr.RNN(3, 4, nonlinearity="relu", batch_first=True, dtype=np.float64)),
+    (lambda t: t.nn.LSTMCell(3, 4), lambda: fr.LSTMCell(3, 4, dtype=np.float64)),
+    (lambda t: t.nn.GRUCell(3, 4), lambda: fr.GRUCell(3, 4, dtype=np.float64)),
+    (lambda t: t.nn.RNNCell(3, 4), lambda: fr.RNNCell(3, 4, dtype=np.float64)),
+])
+def test_weights_move_from_torch(make_torch, make_ours):
+    torch = _torch_ref.load_torch()
+    module = make_torch(torch).double()
+    ours = make_ours()
+    ours.load_state_dict({k: v.detach().numpy() for k, v in module.state_dict().items()})
+    x = np.random.default_rng(0).standard_normal((5, 2, 3))
+    if isinstance(ours, (fr.LSTMCell, fr.GRUCell, fr.RNNCell)):
+        x = x[0]
+    with torch.no_grad():
+        expected = module(torch.from_numpy(x))
+    got = ours(x)
+    expected = expected[0] if isinstance(expected, tuple) else expected
+    got = got[0] if isinstance(got, tuple) else got
+    assert_close(got, expected.numpy(), 1e-12, "output")
