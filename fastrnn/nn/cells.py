@@ -159,7 +159,7 @@ class RNNCell(_Cell):
 
     _layer_class = RNN
 
-    def __init__(self, input_size, hidden_size, *, bias=True, nonlinearity="tanh", dtype=None,
+    def __init__(self, input_size, hidden_size, *, bias=True, nonlinearity="tanh", dtype=np.float32,
                  device="auto", seed=None):
         super().__init__(input_size, hidden_size, bias=bias, nonlinearity=nonlinearity,
                          dtype=dtype, device=device, seed=seed)
@@ -190,7 +190,7 @@ class LSTMCell(_Cell):
     _layer_class = LSTM
 
     def __init__(self, input_size, hidden_size, *, bias=True, peephole=False, coupled=False,
-                 dtype=None, device="auto", seed=None):
+                 dtype=np.float32, device="auto", seed=None):
         super().__init__(input_size, hidden_size, bias=bias, peephole=peephole, coupled=coupled,
                          dtype=dtype, device=device, seed=seed)
 
@@ -217,7 +217,7 @@ class GRUCell(_Cell):
 
     _layer_class = GRU
 
-    def __init__(self, input_size, hidden_size, *, bias=True, reset_after=True, dtype=None,
+    def __init__(self, input_size, hidden_size, *, bias=True, reset_after=True, dtype=np.float32,
                  device="auto", seed=None):
         super().__init__(input_size, hidden_size, bias=bias, reset_after=reset_after,
                          dtype=dtype, device=device, seed=seed)

@@ -1,5 +1,7 @@
 """The user-facing sequence layers: :class:`RNN`, :class:`LSTM`, :class:`GRU`."""
 
+import numpy as np
+
 from .._validation import check_bool, check_choice, check_int
 from .recurrent import RecurrentLayer
 
@@ -20,8 +22,8 @@ _COMMON_PARAMETERS = """
     bidirectional : bool, default False
         Run a second, reversed direction; outputs are concatenated on the
         feature axis and states interleaved as ``layer * 2 + direction``.
-    dtype : numpy.float32 or numpy.float64, default float32
-        Parameter dtype. Inputs, states and gradients must have it too: arrays
+    dtype : numpy.float32 or numpy.float64, default numpy.float32
+        Parameter dtype (None also means float32). Inputs, states and gradients must have it too: arrays
         of another dtype raise ``TypeError`` instead of being cast.
     device : {"auto", "cpu", "cuda"}, default "auto"
         "auto" runs on a CUDA GPU when one is usable, else on the CPU.
@@ -59,7 +61,7 @@ class RNN(RecurrentLayer):
     _kind = "rnn"
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, dtype=None, device="auto",
+                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float32, device="auto",
                  seed=None):
         check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
         super().__init__(input_size, hidden_size, num_layers, bias=bias, batch_first=batch_first,
@@ -115,7 +117,7 @@ class LSTM(RecurrentLayer):
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, peephole=False, coupled=False,
-                 dtype=None, device="auto", seed=None):
+                 dtype=np.float32, device="auto", seed=None):
         proj_size = check_int("proj_size", proj_size, 0)
         hidden = check_int("hidden_size", hidden_size, 1)
         if proj_size >= hidden:
@@ -166,7 +168,7 @@ class GRU(RecurrentLayer):
     _kind = "gru"
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, reset_after=True, dtype=None, device="auto",
+                 dropout=0.0, bidirectional=False, reset_after=True, dtype=np.float32, device="auto",
                  seed=None):
         super().__init__(input_size, hidden_size, num_layers, bias=bias, batch_first=batch_first,
                          dropout=dropout, bidirectional=bidirectional, dtype=dtype, device=device,
