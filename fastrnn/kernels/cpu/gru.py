@@ -12,7 +12,7 @@ from ...cells.gru import (gru_backward_point, gru_gates_point, gru_output_point,
                           gru_reset_before_point)
 from ._common import (accumulate_input_grads, accumulate_outer, column_sums, entering_states,
                       final_slot, input_projection, recurrent_product, scratch, state_buffer,
-                      step_slots, tape_length)
+                      step_slots, tape_length, transposed)
 from ._jit import point_jit, scan_jit
 
 _gates_point = point_jit(gru_gates_point)
@@ -179,8 +179,8 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx):
             else np.empty((0, batch, 3 * hidden), dtype))
     dh0 = np.empty((batch, hidden), dtype)
     w_rec, whn = _recurrent_weights(spec, weights)
-    _backward_scan(dy, col0, dstate_n[0], np.ascontiguousarray(w_rec.T),
-                   np.ascontiguousarray(whn.T), tape["lengths"], reverse, spec.reset_after,
+    _backward_scan(dy, col0, dstate_n[0], transposed(w_rec),
+                   transposed(whn), tape["lengths"], reverse, spec.reset_after,
                    hs, gates, tape["q"], d_ih, d_hh, dh0)
     accumulate_input_grads(d_ih, x, weights["weight_ih"], grads["weight_ih"], dx)
     grad_hh = grads["weight_hh"]

@@ -12,9 +12,9 @@ what lets LLVM vectorise the pointwise loops.
 import numpy as np
 
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
-from ._common import (accumulate_input_grads, accumulate_outer, column_sums, entering_states,
-                      add_into, final_slot, input_projection, recurrent_product, scratch, state_buffer,
-                      step_slots, tape_length)
+from ._common import (accumulate_input_grads, accumulate_outer, add_into, column_sums,
+                      entering_states, final_slot, input_projection, recurrent_product, scratch,
+                      state_buffer, step_slots, tape_length, transposed)
 from ._jit import point_jit, row_jit, scan_jit
 
 _forward_point = point_jit(lstm_forward_point)
@@ -117,6 +117,7 @@ def _backward_scan(dy, col0, dh_n, dc_n, whh_t, whr_t, lengths, reverse, coupled
     dh_rec = np.empty((batch, out), d_pre.dtype)
     dh_rec_t = np.empty((out, batch), d_pre.dtype)
     dm_t = np.empty((hidden, batch), d_pre.dtype)
+    shortest = lengths.min()
     for s in range(steps):
         t, before, after = step_slots(steps - 1 - s, steps, reverse, True)
         for b in range(batch):
@@ -135,9 +136,12 @@ def _backward_scan(dy, col0, dh_n, dc_n, whh_t, whr_t, lengths, reverse, coupled
             _backward_row(dm[b], dc_next[b], gates[t, b], cs[before, b], cs[after, b], p_i, p_f,
                           p_o, coupled, one, d_pre[t, b], dc_prev[b])
         recurrent_product(d_pre[t], whh_t, dh_rec_t, dh_rec)
-        for b in range(batch):
-            if t < lengths[b]:
-                dh[b] = dh_rec[b]
+        if t < shortest:
+            dh, dh_rec = dh_rec, dh
+        else:
+            for b in range(batch):
+                if t < lengths[b]:
+                    dh[b] = dh_rec[b]
         dc_next, dc_prev = dc_prev, dc_next
     dh0[:] = dh
     dc0[:] = dc_next
@@ -232,10 +236,10 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx):
     dh_tape = scratch("dh_tape", (steps if project else 1, batch, out), dtype)
     dh0 = np.empty((batch, out), dtype)
     dc0 = np.empty((batch, hidden), dtype)
-    whr_t = (np.ascontiguousarray(weights["weight_hr"].T) if project
+    whr_t = (transposed(weights["weight_hr"]) if project
              else np.empty((0, 0), dtype))
     _backward_scan(dy, col0, dstate_n[0], dstate_n[1],
-                   np.ascontiguousarray(weights["weight_hh"].T), whr_t,
+                   transposed(weights["weight_hh"]), whr_t,
                    tape["lengths"], reverse, spec.coupled, _peephole_rows(spec, weights, dtype),
                    cs, gates, d_pre, dh_tape, dh0, dc0)
     accumulate_input_grads(d_pre, x, weights["weight_ih"], grads["weight_ih"], dx)

@@ -9,7 +9,7 @@ import numpy as np
 from ...cells.rnn import RELU, TANH, rnn_backward_point, rnn_forward_point
 from ._common import (accumulate_input_grads, accumulate_outer, column_sums, entering_states,
                       final_slot, input_projection, recurrent_product, scratch, state_buffer,
-                      step_slots)
+                      step_slots, transposed)
 from ._jit import point_jit, scan_jit
 
 _forward_point = point_jit(rnn_forward_point)
@@ -83,7 +83,7 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx):
     steps, batch, _ = x.shape
     d_pre = scratch("d_pre", (steps, batch, spec.hidden_size), x.dtype)
     dh0 = np.empty((batch, spec.hidden_size), x.dtype)
-    _backward_scan(dy, col0, dstate_n[0], np.ascontiguousarray(weights["weight_hh"].T),
+    _backward_scan(dy, col0, dstate_n[0], transposed(weights["weight_hh"]),
                    tape["lengths"], reverse,
                    _NONLINEARITY_CODES[spec.nonlinearity], hs, d_pre, dh0)
     accumulate_input_grads(d_pre, x, weights["weight_ih"], grads["weight_ih"], dx)
