@@ -38,7 +38,8 @@ def cell_options(cell):
 def build_layer(config, dtype, dropout=0.0):
     options = dict(num_layers=config["num_layers"], bias=config["bias"],
                    batch_first=config["batch_first"], bidirectional=config["bidirectional"],
-                   dtype=dtype, seed=config["seed"], dropout=dropout, **cell_options(config["cell"]))
+                   dtype=dtype, seed=config["seed"], dropout=dropout,
+                   **cell_options(config["cell"]))
     kind = config["cell"].split("-")[0]
     if kind == "lstm":
         options["proj_size"] = config["proj_size"]

@@ -52,8 +52,9 @@ def torch_forward_backward(layer, x, hx, lengths, dy, dh_n):
         packed = torch.nn.utils.rnn.pack_padded_sequence(
             xt, torch.tensor(lengths), batch_first=layer.batch_first, enforce_sorted=False)
         out, hnt = module(packed, hxt)
+        steps = x.shape[1 if layer.batch_first else 0]
         yt, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=layer.batch_first,
-                                                       total_length=x.shape[1 if layer.batch_first else 0])
+                                                       total_length=steps)
     loss = (yt * torch.from_numpy(dy)).sum()
     states = hnt if is_lstm else (hnt,)
     grads_n = dh_n if is_lstm else (dh_n,)

@@ -94,7 +94,8 @@ def test_matches_torch(config, dtype):
     y, h_n, tape = layer.forward(x, hx, lengths)
     dx, dhx = layer.backward(tape, dy, dh_n if config["dh_given"] else None)
     if not config["dh_given"]:
-        dh_n = tuple(np.zeros_like(a) for a in h_n) if isinstance(h_n, tuple) else np.zeros_like(h_n)
+        dh_n = (tuple(np.zeros_like(a) for a in h_n) if isinstance(h_n, tuple)
+                else np.zeros_like(h_n))
     ty, th_n, tdx, tdhx, tgrads = _torch_ref.torch_forward_backward(layer, x, hx, lengths, dy, dh_n)
 
     assert_close(y, ty, forward_tol, "y")

@@ -23,8 +23,9 @@ _COMMON_PARAMETERS = """
         Run a second, reversed direction; outputs are concatenated on the
         feature axis and states interleaved as ``layer * 2 + direction``.
     dtype : numpy.float32 or numpy.float64, default numpy.float32
-        Parameter dtype (None also means float32). Inputs, states and gradients must have it too: arrays
-        of another dtype raise ``TypeError`` instead of being cast.
+        Parameter dtype (None also means float32). Inputs, states and gradients
+        must have it too: arrays of another dtype raise ``TypeError`` instead of
+        being cast.
     device : {"auto", "cpu", "cuda"}, default "auto"
         "auto" runs on a CUDA GPU when one is usable, else on the CPU.
     seed : int or None
@@ -61,8 +62,8 @@ class RNN(RecurrentLayer):
     _kind = "rnn"
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float32, device="auto",
-                 seed=None):
+                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float32,
+                 device="auto", seed=None):
         check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
         super().__init__(input_size, hidden_size, num_layers, bias=bias, batch_first=batch_first,
                          dropout=dropout, bidirectional=bidirectional, dtype=dtype, device=device,
@@ -81,7 +82,8 @@ class LSTM(RecurrentLayer):
         g_t &= \tanh(W_{ig} x_t + b_{ig} + W_{hg} h_{t-1} + b_{hg}) \\
         c_t &= f_t \odot c_{t-1} + i_t \odot g_t \\
         o_t &= \sigma(W_{io} x_t + b_{io} + W_{ho} h_{t-1} + b_{ho} + p_o \odot c_t) \\
-        h_t &= o_t \odot \tanh(c_t) \quad (h_t = W_{hr}(o_t \odot \tanh c_t) \text{ with a projection})
+        h_t &= o_t \odot \tanh(c_t)
+        \quad (h_t = W_{hr}(o_t \odot \tanh c_t) \text{ with a projection})
 
     The peephole terms :math:`p_\ast` exist only with ``peephole=True``; with
     ``coupled=True`` the input gate is :math:`i_t = 1 - f_t`.
@@ -168,8 +170,8 @@ class GRU(RecurrentLayer):
     _kind = "gru"
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, reset_after=True, dtype=np.float32, device="auto",
-                 seed=None):
+                 dropout=0.0, bidirectional=False, reset_after=True, dtype=np.float32,
+                 device="auto", seed=None):
         super().__init__(input_size, hidden_size, num_layers, bias=bias, batch_first=batch_first,
                          dropout=dropout, bidirectional=bidirectional, dtype=dtype, device=device,
                          seed=seed, reset_after=check_bool("reset_after", reset_after))

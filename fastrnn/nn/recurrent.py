@@ -169,8 +169,9 @@ class RecurrentLayer:
 
         Parameters
         ----------
-        x : ndarray, shape (T, B, input_size), (B, T, input_size) if ``batch_first``, or (T, input_size)
-            Input sequence, of the layer's dtype.
+        x : ndarray
+            Input sequence of the layer's dtype, shape (T, B, input_size);
+            (B, T, input_size) if ``batch_first``; (T, input_size) unbatched.
         hx : ndarray of shape (num_layers * D, B, P), or None
             Initial hidden state (zeros when None); D is 2 when bidirectional,
             P the output (projection or hidden) size. For the LSTM, the pair

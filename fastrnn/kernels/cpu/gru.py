@@ -53,7 +53,8 @@ def _forward_scan(xproj, w_rec, whn, b_hn, lengths, reverse, keep, reset_after, 
                 h_next[b] = h_prev[b]
                 q_tape[k, b] = 0.0
                 continue
-            a, g_row, h_row, out_row, q_row = xproj[t, b], gates[k, b], h_prev[b], h_next[b], q_tape[k, b]
+            a, g_row, h_row = xproj[t, b], gates[k, b], h_prev[b]
+            out_row, q_row = h_next[b], q_tape[k, b]
             r_row, qr_row, rh_row = rec[b], q_rec[b], rh[b]
             for j in range(hidden):
                 if reset_after:
