@@ -47,8 +47,12 @@ def build_layer(config, dtype, dropout=0.0):
     return cls(config["input_size"], config["hidden_size"], **options)
 
 
-def random_call(layer, config, dtype, rng=None):
-    """``(x, hx, lengths, dy, dh_n)`` in the layer's user-facing layout."""
+def random_call(layer, config, dtype, rng=None, min_length=0):
+    """``(x, hx, lengths, dy, dh_n)`` in the layer's user-facing layout.
+
+    ``lengths`` (when the configuration uses them) are drawn from
+    ``[min_length, steps]``.
+    """
     rng = np.random.default_rng(config["seed"] + 1) if rng is None else rng
     steps, batch, unbatched = config["steps"], config["batch"], config["unbatched"]
     rows = layer.num_layers * layer.num_directions
@@ -69,7 +73,8 @@ def random_call(layer, config, dtype, rng=None):
     x = normal(*lead, layer.input_size)
     hx = pack([normal(*s) for s in shapes]) if config["hx_given"] else None
     dh_n = pack([normal(*s) for s in shapes])
-    lengths = rng.integers(0, steps + 1, size=batch) if config["use_lengths"] else None
+    lengths = (rng.integers(min_length, steps + 1, size=batch) if config["use_lengths"]
+               else None)
     dy = normal(*lead, layer.num_directions * out)
     return x, hx, lengths, dy, dh_n
 

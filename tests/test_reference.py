@@ -12,7 +12,7 @@ from ._configs import (build_layer, cell_options, layer_configs, random_call, st
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 1e-5)],
                          ids=["float64", "float32"])
-@settings(max_examples=60, deadline=None, derandomize=True)
+@settings(max_examples=100, deadline=None, derandomize=True)
 @given(config=layer_configs())
 def test_forward_matches_reference(config, dtype, tol):
     layer = build_layer(config, dtype)
