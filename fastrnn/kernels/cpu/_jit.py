@@ -12,7 +12,10 @@ from . import activations
 
 #: IEEE semantics for float division (inf/NaN, never ZeroDivisionError): what
 #: a numerical library owes its users, and what lets LLVM vectorise the loops.
-_OPTIONS = dict(fastmath=config.FASTMATH, error_model="numpy")
+#: Fused multiply-add contraction is always allowed (one rounding instead of
+#: two, as GCC does by default; 0.6 -> 0.4 ms for the LSTM forward pointwise
+#: at the d2l shape); ``FASTRNN_FASTMATH=1`` allows every fast-math rewrite.
+_OPTIONS = dict(fastmath=True if config.FASTMATH else {"contract"}, error_model="numpy")
 inline_jit = numba.njit(inline="always", **_OPTIONS)
 
 
