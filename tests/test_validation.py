@@ -179,3 +179,16 @@ def test_lists_are_converted_to_the_layer_dtype():
     assert y.dtype == np.float32
     with pytest.raises(TypeError, match=r"x must be an array of float32, got a list"):
         layer([["a", None]])
+
+
+def test_cell_state_dict_uses_torch_cell_names():
+    cell = fr.LSTMCell(3, 4, peephole=True, seed=0)
+    assert list(cell.state_dict()) == ["weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_ch"]
+    partial = {"weight_ih": np.ones((16, 3), np.float32)}
+    result = cell.load_state_dict(partial, strict=False)
+    assert result.missing_keys == ["weight_hh", "bias_ih", "bias_hh", "weight_ch"]
+    np.testing.assert_array_equal(cell.params["weight_ih"], 1.0)
+    with pytest.raises(ValueError, match=r"missing keys \['weight_hh', 'bias_ih', 'bias_hh'"):
+        cell.load_state_dict(partial)
+    with pytest.raises(ValueError, match=r"state_dict\['weight_ch'\] must have shape \(3, 4\)"):
+        cell.load_state_dict(dict(cell.state_dict(), weight_ch=np.zeros((2, 4))))

@@ -34,6 +34,15 @@ class ParameterStore:
             self.grads[name] = self.flat_grads[offset:offset + size].reshape(shape)
             offset += size
 
+    @classmethod
+    def renamed(cls, store, names):
+        """A store over the same buffers with other names (``names``: new -> old)."""
+        view = cls.__new__(cls)
+        view.flat_params, view.flat_grads = store.flat_params, store.flat_grads
+        view.params = {new: store.params[old] for new, old in names.items()}
+        view.grads = {new: store.grads[old] for new, old in names.items()}
+        return view
+
     def state_dict(self):
         """Copies of every parameter, by name (NumPy arrays, loadable into torch)."""
         return {name: value.copy() for name, value in self.params.items()}

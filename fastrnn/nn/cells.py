@@ -9,6 +9,7 @@ names are PyTorch's cell names (``weight_ih``, ``weight_hh``, ``bias_ih``,
 import numpy as np
 
 from .._validation import as_float_array, check_shape, describe
+from ._params import ParameterStore
 from .layers import GRU, LSTM, RNN
 
 
@@ -33,10 +34,9 @@ class _Cell:
         self.hidden_size = self._layer.hidden_size
         self.dtype = self._layer.dtype
         self.device = self._layer.device
-        layer_params, layer_grads = self._layer.params, self._layer.grads
-        self._names = {name[:-len("_l0")]: name for name in layer_params}
-        self.params = {short: layer_params[name] for short, name in self._names.items()}
-        self.grads = {short: layer_grads[name] for short, name in self._names.items()}
+        self._store = ParameterStore.renamed(
+            self._layer._store, {name[:-len("_l0")]: name for name in self._layer.params})
+        self.params, self.grads = self._store.params, self._store.grads
 
     @property
     def flat_params(self):
@@ -54,18 +54,11 @@ class _Cell:
 
     def state_dict(self):
         """Copies of the parameters by (PyTorch cell) name."""
-        return {short: self.params[short].copy() for short in self._names}
+        return self._store.state_dict()
 
     def load_state_dict(self, state_dict, strict=True):
         """Load parameters by name, e.g. from ``torch.nn.LSTMCell().state_dict()``."""
-        if not hasattr(state_dict, "keys"):
-            raise TypeError(f"state_dict must be a mapping of name to array, "
-                            f"got {describe(state_dict)}")
-        renamed = {self._names.get(key, key): value for key, value in state_dict.items()}
-        missing, unexpected = self._layer.load_state_dict(renamed, strict)
-        short = {name: key for key, name in self._names.items()}
-        return type(self._layer.load_state_dict({}, strict=False))(
-            [short[name] for name in missing], unexpected)
+        return self._store.load_state_dict(state_dict, strict)
 
     def __call__(self, x, hx=None):
         """One step, keeping no tape. Returns the new state."""
