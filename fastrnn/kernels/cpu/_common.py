@@ -188,6 +188,21 @@ def transpose_into(source, target):
 
 
 @inline_jit
+def recurrent_preactivation(h, weight, base, product_t, out):
+    """``out = base + h @ weight.T``: the input projection of a step plus its recurrent product.
+
+    Like :func:`recurrent_product`, with the addition folded into the transpose
+    that brings the product back to (B, N), so the pointwise loops read one
+    array of pre-activations.
+    """
+    np.dot(weight, h.T, product_t)
+    rows, cols = product_t.shape
+    for col in range(cols):
+        for row in range(rows):
+            out[col, row] = product_t[row, col] + base[col, row]
+
+
+@inline_jit
 def recurrent_product(h, weight, product_t, product):
     """``product = h @ weight.T`` for a (B, K) state and a (N, K) weight.
 

@@ -13,8 +13,9 @@ import numpy as np
 
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
 from ._common import (accumulate_input_grads, accumulate_outer, add_into, column_sums,
-                      entering_states, final_slot, input_projection, recurrent_product, scratch,
-                      state_buffer, step_slots, tape_length, transposed)
+                      entering_states, final_slot, input_projection, recurrent_preactivation,
+                      recurrent_product, scratch, state_buffer, step_slots, tape_length,
+                      transposed)
 from ._jit import point_jit, row_jit, scan_jit
 
 _forward_point = point_jit(lstm_forward_point)
@@ -22,15 +23,15 @@ _backward_point = point_jit(lstm_backward_point)
 
 
 @row_jit
-def _forward_row(a, rec, gates, c_prev, c_next, m, p_i, p_f, p_o, coupled, one):
+def _forward_row(pre, gates, c_prev, c_next, m, p_i, p_f, p_o, coupled, one):
     hidden = c_prev.shape[0]
     off_f = 0 if coupled else hidden
     off_g = off_f + hidden
     off_o = off_g + hidden
     for j in range(hidden):
         i, f, g, o, c_t, m_t = _forward_point(
-            a[j] + rec[j], a[off_f + j] + rec[off_f + j], a[off_g + j] + rec[off_g + j],
-            a[off_o + j] + rec[off_o + j], c_prev[j], p_i[j], p_f[j], p_o[j], coupled, one)
+            pre[j], pre[off_f + j], pre[off_g + j], pre[off_o + j], c_prev[j], p_i[j], p_f[j],
+            p_o[j], coupled, one)
         if not coupled:
             gates[j] = i
         gates[off_f + j] = f
@@ -78,12 +79,12 @@ def _forward_scan(xproj, whh, whr, peep, lengths, reverse, keep, coupled, y, col
         t, before, after = step_slots(s, steps, reverse, keep)
         k = t if keep else 0
         h_prev, c_prev, h_next, c_next = hs[before], cs[before], hs[after], cs[after]
-        recurrent_product(h_prev, whh, rec_t, rec)
+        recurrent_preactivation(h_prev, whh, xproj[t], rec_t, rec)
         for b in range(batch):
             if t >= lengths[b]:
                 c_next[b] = c_prev[b]
                 continue
-            _forward_row(xproj[t, b], rec[b], gates[k, b], c_prev[b], c_next[b],
+            _forward_row(rec[b], gates[k, b], c_prev[b], c_next[b],
                          m[b] if project else h_next[b], p_i, p_f, p_o, coupled, one)
         if project:
             recurrent_product(m, whr, h_t, h_next)
