@@ -80,3 +80,45 @@ class ParameterStore:
         for name, array in arrays.items():  # all checked before any is written
             self.params[name][...] = array
         return LoadResult(missing, unexpected)
+
+
+class HasParameters:
+    """Parameter access shared by layers and cells, all of it through ``self._store``."""
+
+    @property
+    def params(self):
+        """dict of str to ndarray: parameters by name, views into :attr:`flat_params`."""
+        return self._store.params
+
+    @property
+    def grads(self):
+        """dict of str to ndarray: gradients by name, views into :attr:`flat_grads`."""
+        return self._store.grads
+
+    @property
+    def flat_params(self):
+        """ndarray: every parameter in one 1-D buffer."""
+        return self._store.flat_params
+
+    @property
+    def flat_grads(self):
+        """ndarray: every gradient in one 1-D buffer, same layout as :attr:`flat_params`."""
+        return self._store.flat_grads
+
+    def zero_grad(self):
+        """Set every gradient to zero (backward accumulates)."""
+        self._store.flat_grads[...] = 0
+
+    def state_dict(self):
+        """Copies of the parameters by name: NumPy arrays that load into torch."""
+        return self._store.state_dict()
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Load parameters by name, e.g. a torch state_dict converted to NumPy.
+
+        Returns
+        -------
+        LoadResult
+            ``(missing_keys, unexpected_keys)``, both empty under ``strict``.
+        """
+        return self._store.load_state_dict(state_dict, strict)

@@ -9,7 +9,7 @@ names are PyTorch's cell names (``weight_ih``, ``weight_hh``, ``bias_ih``,
 import numpy as np
 
 from .._validation import as_float_array, check_shape, describe
-from ._params import ParameterStore
+from ._params import HasParameters, ParameterStore
 from .layers import GRU, LSTM, RNN
 
 
@@ -23,7 +23,7 @@ class CellTape:
         self.layer_tape = layer_tape
 
 
-class _Cell:
+class _Cell(HasParameters):
     """Shared machinery: a one-layer layer run for one step."""
 
     _layer_class = None
@@ -36,29 +36,6 @@ class _Cell:
         self.device = self._layer.device
         self._store = ParameterStore.renamed(
             self._layer._store, {name[:-len("_l0")]: name for name in self._layer.params})
-        self.params, self.grads = self._store.params, self._store.grads
-
-    @property
-    def flat_params(self):
-        """ndarray: every parameter in one 1-D buffer."""
-        return self._layer.flat_params
-
-    @property
-    def flat_grads(self):
-        """ndarray: every gradient in one 1-D buffer."""
-        return self._layer.flat_grads
-
-    def zero_grad(self):
-        """Set every gradient to zero (backward accumulates)."""
-        self._layer.zero_grad()
-
-    def state_dict(self):
-        """Copies of the parameters by (PyTorch cell) name."""
-        return self._store.state_dict()
-
-    def load_state_dict(self, state_dict, strict=True):
-        """Load parameters by name, e.g. from ``torch.nn.LSTMCell().state_dict()``."""
-        return self._store.load_state_dict(state_dict, strict)
 
     def __call__(self, x, hx=None):
         """One step, keeping no tape. Returns the new state."""

@@ -13,7 +13,7 @@ from .._spec import CellSpec
 from .._validation import (as_float_array, check_bool, check_dropout, check_int, check_lengths,
                            check_shape, describe, resolve_dtype)
 from ..device import get_backend, resolve_device
-from ._params import ParameterStore
+from ._params import HasParameters, ParameterStore
 
 
 #: Parameter names without their ``_l{k}[_reverse]`` suffix.
@@ -48,7 +48,7 @@ class Tape:
         self.unbatched = unbatched
 
 
-class RecurrentLayer:
+class RecurrentLayer(HasParameters):
     """Shared machinery of :class:`~fastrnn.RNN`, :class:`~fastrnn.LSTM`, :class:`~fastrnn.GRU`.
 
     Subclasses call ``__init__`` with their :class:`~fastrnn._spec.CellSpec`
@@ -119,44 +119,6 @@ class RecurrentLayer:
             weights.append({short: self._store.params[short + suffix] for short in names})
             grads.append({short: self._store.grads[short + suffix] for short in names})
         return weights, grads
-
-    @property
-    def params(self):
-        """dict of str to ndarray: parameters by name, views into :attr:`flat_params`."""
-        return self._store.params
-
-    @property
-    def grads(self):
-        """dict of str to ndarray: gradients by name, views into :attr:`flat_grads`."""
-        return self._store.grads
-
-    @property
-    def flat_params(self):
-        """ndarray: every parameter in one 1-D buffer."""
-        return self._store.flat_params
-
-    @property
-    def flat_grads(self):
-        """ndarray: every gradient in one 1-D buffer, same layout as :attr:`flat_params`."""
-        return self._store.flat_grads
-
-    def zero_grad(self):
-        """Set every gradient to zero (backward accumulates)."""
-        self._store.flat_grads[...] = 0
-
-    def state_dict(self):
-        """Copies of the parameters by name: NumPy arrays that load into torch."""
-        return self._store.state_dict()
-
-    def load_state_dict(self, state_dict, strict=True):
-        """Load parameters by name, e.g. a torch state_dict converted to NumPy.
-
-        Returns
-        -------
-        LoadResult
-            ``(missing_keys, unexpected_keys)``, both empty under ``strict``.
-        """
-        return self._store.load_state_dict(state_dict, strict)
 
     # ------------------------------------------------------------------- running
     def __call__(self, x, hx=None, lengths=None):
