@@ -21,8 +21,13 @@ def info():
     print(f"backend: {resolve_device('auto')} (device='auto')")
     usable, reason = cuda_status()
     print(f"CUDA: {'available' if usable else 'not available'} ({reason})")
+    from fastrnn import config
+    from fastrnn.kernels.cpu._threads import parallel_layer_available
+    threaded = (config.PARALLEL and numba.get_num_threads() > 1
+                and parallel_layer_available())
     print(f"numba threads: {numba.get_num_threads()} (threading layer: "
-          f"{numba.config.THREADING_LAYER})")
+          f"{numba.config.THREADING_LAYER}; threaded LSTM scans: "
+          f"{'on from ' + str(config.PARALLEL_MIN_WORK) + ' multiply-adds a step' if threaded else 'off'})")
     import scipy.linalg.cython_blas  # noqa: F401  (the BLAS the kernels call, loaded now)
     try:
         from threadpoolctl import threadpool_info

@@ -4,6 +4,9 @@
 ``FASTRNN_FASTMATH=1`` lets LLVM reassociate floating point in the kernels
 (default off, so results are reproducible and match the references to
 rounding). Both are read once, when the first kernel module is imported.
+``FASTRNN_PARALLEL=0`` keeps every scan on BLAS threads (see
+:mod:`fastrnn.kernels.cpu._threads`); :data:`PARALLEL_MIN_WORK` is read at
+each call, so tests can lower it.
 """
 
 import os
@@ -26,3 +29,12 @@ FASTMATH = _env_flag("FASTRNN_FASTMATH", False)
 DEFAULT_DTYPE = np.float32
 #: floating dtypes the kernels are compiled for.
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+#: Run the LSTM scans on numba's threads (own recurrent product, one BLAS
+#: thread per numba thread) when numba has a thread-safe threading layer.
+PARALLEL = _env_flag("FASTRNN_PARALLEL", True)
+#: Multiply-adds of one recurrent step (batch * gate rows * state size) and
+#: batch size from which the numba-threaded scans pay (measured here: 0.5-0.7x
+#: the BLAS path's time at 2M multiply-adds a step, 1.0-1.2x at 1M, 2-4x at
+#: 64K, and 1.2x for a batch of one); below them BLAS runs the scan.
+PARALLEL_MIN_WORK = int(os.environ.get("FASTRNN_PARALLEL_MIN_WORK", 1 << 20))
+PARALLEL_MIN_BATCH = int(os.environ.get("FASTRNN_PARALLEL_MIN_BATCH", 2))

@@ -61,7 +61,7 @@ def _add_product(out, a, b):
     _dot_add(out, a, b, scratch("product", out.shape, out.dtype))
 
 
-def input_projection(x, weight_ih, bias):
+def input_projection(x, weight_ih, bias, kernel=None):
     """Pre-activations from the input for all steps: ``x @ W_ih^T + bias``.
 
     Parameters
@@ -69,6 +69,9 @@ def input_projection(x, weight_ih, bias):
     x : ndarray, shape (T, B, I), C-contiguous
     weight_ih : ndarray, shape (G, I), C-contiguous
     bias : ndarray of shape (G,) or None
+    kernel : callable, optional
+        ``kernel(x_rows, weight_ih, bias, out)`` computing the product (default
+        one BLAS call; :func:`~._gemm.split_project` splits it across threads).
 
     Returns
     -------
@@ -78,7 +81,7 @@ def input_projection(x, weight_ih, bias):
     out = scratch("input_projection", (steps * batch, weight_ih.shape[0]), x.dtype)
     if bias is None:
         bias = np.empty(0, x.dtype)
-    _project(x.reshape(steps * batch, features), weight_ih, bias, out)
+    (kernel or _project)(x.reshape(steps * batch, features), weight_ih, bias, out)
     return out.reshape(steps, batch, -1)
 
 

@@ -16,7 +16,10 @@ from ._common import (accumulate_input_grads, accumulate_outer, add_into, column
                       entering_states, final_slot, input_projection, recurrent_preactivation,
                       recurrent_product, scratch, state_buffer, step_slots, tape_length,
                       transposed)
+from ._gemm import SPLIT, split_dot_add, split_outer_add, split_project
 from ._jit import point_jit, row_jit, scan_jit
+from ._threads import single_blas_thread, unit_chunk, use_parallel_scan
+from . import lstm_threaded
 
 _forward_point = point_jit(lstm_forward_point)
 _backward_point = point_jit(lstm_backward_point)
@@ -187,23 +190,38 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     steps, batch, _ = x.shape
     hidden, dtype = spec.hidden_size, x.dtype
     bias = weights["bias_ih"] + weights["bias_hh"] if spec.bias else None
-    xproj = input_projection(x, weights["weight_ih"], bias)
     project = spec.proj_size > 0
-    whr = weights["weight_hr"] if project else np.empty((0, 0), dtype)
     slots = tape_length(steps, keep_tape)
     hs = state_buffer(state0[0], steps, keep_tape, reverse)
     cs = state_buffer(state0[1], steps, keep_tape, reverse)
-    gates = np.empty((slots, batch, xproj.shape[2]), dtype)
-    m_tape = np.empty((slots if project else 1, batch, hidden), dtype)
-    _forward_scan(xproj, weights["weight_hh"], whr,
-                  _peephole_rows(spec, weights, dtype), lengths, reverse, keep_tape, spec.coupled,
-                  y, col0, hs, cs, gates, m_tape)
+    peep = _peephole_rows(spec, weights, dtype)
+    if _threaded(spec, batch):
+        with single_blas_thread():
+            xproj = input_projection(x, weights["weight_ih"], bias, split_project)
+            gates = np.empty((slots, batch, xproj.shape[2]), dtype)
+            lstm_threaded.forward_scan(xproj, weights["weight_hh"], peep, lengths, reverse,
+                                       keep_tape, spec.coupled, y, col0, hs, cs, gates,
+                                       unit_chunk(hidden))
+        m_tape = None
+    else:
+        xproj = input_projection(x, weights["weight_ih"], bias)
+        whr = weights["weight_hr"] if project else np.empty((0, 0), dtype)
+        gates = np.empty((slots, batch, xproj.shape[2]), dtype)
+        m_tape = np.empty((slots if project else 1, batch, hidden), dtype)
+        _forward_scan(xproj, weights["weight_hh"], whr, peep, lengths, reverse, keep_tape,
+                      spec.coupled, y, col0, hs, cs, gates, m_tape)
     last = final_slot(steps, keep_tape, reverse)
     state_n = (hs[last].copy(), cs[last].copy())
     if not keep_tape:
         return state_n, None
     return state_n, dict(x=x, lengths=lengths, reverse=reverse, hs=hs, cs=cs, gates=gates,
                          m=m_tape if project else None)
+
+
+def _threaded(spec, batch):
+    """Whether this layer's scans run on numba's threads (:mod:`.lstm_threaded`)."""
+    gate_rows = (3 if spec.coupled else 4) * spec.hidden_size
+    return spec.proj_size == 0 and use_parallel_scan(batch * gate_rows * spec.hidden_size, batch)
 
 
 def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx):
@@ -234,26 +252,49 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx):
     hidden, out, dtype = spec.hidden_size, spec.output_size, x.dtype
     project = spec.proj_size > 0
     d_pre = scratch("d_pre", gates.shape, dtype)
-    dh_tape = scratch("dh_tape", (steps if project else 1, batch, out), dtype)
     dh0 = np.empty((batch, out), dtype)
     dc0 = np.empty((batch, hidden), dtype)
-    whr_t = (transposed(weights["weight_hr"]) if project
-             else np.empty((0, 0), dtype))
-    _backward_scan(dy, col0, dstate_n[0], dstate_n[1],
-                   transposed(weights["weight_hh"]), whr_t,
-                   tape["lengths"], reverse, spec.coupled, _peephole_rows(spec, weights, dtype),
-                   cs, gates, d_pre, dh_tape, dh0, dc0)
-    accumulate_input_grads(d_pre, x, weights["weight_ih"], grads["weight_ih"], dx)
-    accumulate_outer(grads["weight_hh"], d_pre, entering_states(tape["hs"], reverse))
+    peep = _peephole_rows(spec, weights, dtype)
+    if _threaded(spec, batch):
+        with single_blas_thread():
+            lstm_threaded.backward_scan(dy, col0, dstate_n[0], dstate_n[1],
+                                        transposed(weights["weight_hh"]), tape["lengths"],
+                                        reverse, spec.coupled, peep, cs, gates, d_pre, dh0, dc0,
+                                        unit_chunk(hidden))
+            _split_weight_grads(weights, grads, d_pre, x, entering_states(tape["hs"], reverse),
+                                dx)
+    else:
+        dh_tape = scratch("dh_tape", (steps if project else 1, batch, out), dtype)
+        whr_t = (transposed(weights["weight_hr"]) if project
+                 else np.empty((0, 0), dtype))
+        _backward_scan(dy, col0, dstate_n[0], dstate_n[1],
+                       transposed(weights["weight_hh"]), whr_t,
+                       tape["lengths"], reverse, spec.coupled, peep,
+                       cs, gates, d_pre, dh_tape, dh0, dc0)
+        accumulate_input_grads(d_pre, x, weights["weight_ih"], grads["weight_ih"], dx)
+        accumulate_outer(grads["weight_hh"], d_pre, entering_states(tape["hs"], reverse))
+        if project:
+            accumulate_outer(grads["weight_hr"], dh_tape, tape["m"])
     if spec.bias:
         bias_grad = column_sums(d_pre)
         grads["bias_ih"] += bias_grad
         grads["bias_hh"] += bias_grad
-    if project:
-        accumulate_outer(grads["weight_hr"], dh_tape, tape["m"])
     if spec.peephole:
         grads["weight_ch"] += _peephole_grads(spec, d_pre, cs, reverse)
     return dh0, dc0
+
+
+def _split_weight_grads(weights, grads, d_pre, x, h_entering, dx):
+    """The weight and input gradients of :func:`backward`, as parallel row-split GEMMs."""
+    d_rows = d_pre.reshape(-1, d_pre.shape[-1])
+    x_rows = x.reshape(-1, x.shape[-1])
+    h_rows = np.ascontiguousarray(h_entering).reshape(-1, h_entering.shape[-1])
+    for grad, inputs in ((grads["weight_ih"], x_rows), (grads["weight_hh"], h_rows)):
+        split_outer_add(grad, d_rows, inputs, scratch("partials", (SPLIT,) + grad.shape,
+                                                      grad.dtype))
+    dx_rows = dx.reshape(-1, dx.shape[-1])
+    split_dot_add(dx_rows, d_rows, weights["weight_ih"],
+                  scratch("product", dx_rows.shape, dx.dtype))
 
 
 def _peephole_grads(spec, d_pre, cs, reverse):

@@ -1,0 +1,159 @@
+"""LSTM scans on numba's threads, for steps large enough to share (see :mod:`._threads`).
+
+Each thread owns a block of hidden units ``j0:j1`` for the whole scan. Per step
+it computes the recurrent pre-activations of its units for every gate
+(:func:`~._gemm.dot_rows` over the rows ``gate * H + j0 : gate * H + j1`` of
+``W_hh``), adds the input projection and runs the pointwise math, writing its
+columns of the states, the gates and the output: no transpose, no second pass,
+and its rows of ``W_hh`` stay in its core's cache. The backward step has two
+parallel phases: the pointwise backward of each block, then each block's
+columns of ``dh_{t-1} = d_pre W_hh``.
+
+Same arithmetic per element as :mod:`.lstm` (the same pointwise functions);
+only the order of the sums inside the recurrent product differs. Projection
+(``proj_size``) runs in :mod:`.lstm` only.
+"""
+
+import numpy as np
+from numba import prange
+
+from ...cells.lstm import lstm_backward_point, lstm_forward_point
+from ._common import step_slots
+from ._gemm import dot_rows
+from ._jit import par_jit, point_jit, row_jit
+
+_forward_point = point_jit(lstm_forward_point)
+_backward_point = point_jit(lstm_backward_point)
+
+
+@row_jit
+def _forward_units(p_i, p_f, p_g, p_o, x_i, x_f, x_g, x_o, c_prev, w_i, w_f, w_o, coupled, one,
+                   g_i, g_f, g_g, g_o, c_next, h_next):
+    """Pointwise forward of a block of units of one sequence (``p_*`` recurrent
+    and ``x_*`` input pre-activations, ``w_*`` peephole weights)."""
+    for j in range(c_prev.shape[0]):
+        i, f, g, o, c_t, m_t = _forward_point(
+            p_i[j] + x_i[j], p_f[j] + x_f[j], p_g[j] + x_g[j], p_o[j] + x_o[j], c_prev[j],
+            w_i[j], w_f[j], w_o[j], coupled, one)
+        if not coupled:
+            g_i[j] = i
+        g_f[j] = f
+        g_g[j] = g
+        g_o[j] = o
+        c_next[j] = c_t
+        h_next[j] = m_t
+
+
+@row_jit
+def _backward_units(dh, dy, dc_next, g_i, g_f, g_g, g_o, c_before, c_after, w_i, w_f, w_o,
+                    coupled, one, d_i, d_f, d_g, d_o, dc_prev):
+    """Pointwise backward of a block of units of one sequence."""
+    for j in range(dh.shape[0]):
+        f = g_f[j]
+        i = one - f if coupled else g_i[j]
+        da_i, da_f, da_g, da_o, dc_p = _backward_point(
+            dh[j] + dy[j], dc_next[j], i, f, g_g[j], g_o[j], c_after[j], c_before[j], w_i[j],
+            w_f[j], w_o[j], coupled, one)
+        if not coupled:
+            d_i[j] = da_i
+        d_f[j] = da_f
+        d_g[j] = da_g
+        d_o[j] = da_o
+        dc_prev[j] = dc_p
+
+
+@par_jit
+def forward_scan(xproj, whh, peep, lengths, reverse, keep, coupled, y, col0, hs, cs, gates,
+                 chunk):
+    """Forward scan of one direction; arguments as :func:`.lstm._forward_scan`
+    (no projection) plus ``chunk``, the hidden units of each thread's block."""
+    steps, batch, width = xproj.shape
+    hidden = cs.shape[2]
+    n_gates = width // hidden
+    first = 0 if coupled else 1  # gate index of f in the rows of W
+    n_chunks = (hidden + chunk - 1) // chunk
+    one = np.ones(1, xproj.dtype)[0]
+    p_i, p_f, p_o = peep[0], peep[1], peep[2]
+    recurrent = np.empty((n_chunks, batch, n_gates * chunk), xproj.dtype)
+    for s in range(steps):
+        t, before, after = step_slots(s, steps, reverse, keep)
+        k = t if keep else 0
+        h_prev, c_prev, h_next, c_next = hs[before], cs[before], hs[after], cs[after]
+        for block in prange(n_chunks):
+            j0 = block * chunk
+            j1 = min(hidden, j0 + chunk)
+            n = j1 - j0
+            rec = recurrent[block]
+            for gate in range(n_gates):
+                dot_rows(h_prev, whh, gate * hidden + j0, n, rec, gate * chunk)
+            # (offset in rec, offset in xproj/gates) of gates i, f, g, o
+            ri, rf, rg, ro = 0, (first) * chunk, (first + 1) * chunk, (first + 2) * chunk
+            xi, xf, xg, xo = j0, first * hidden + j0, (first + 1) * hidden + j0, (
+                (first + 2) * hidden + j0)
+            for b in range(batch):
+                if t >= lengths[b]:
+                    c_next[b, j0:j1] = c_prev[b, j0:j1]
+                    h_next[b, j0:j1] = h_prev[b, j0:j1]
+                    continue
+                r, x, g = rec[b], xproj[t, b], gates[k, b]
+                _forward_units(r[ri:ri + n], r[rf:rf + n], r[rg:rg + n], r[ro:ro + n],
+                               x[xi:xi + n], x[xf:xf + n], x[xg:xg + n], x[xo:xo + n],
+                               c_prev[b, j0:j1], p_i[j0:j1], p_f[j0:j1], p_o[j0:j1], coupled,
+                               one, g[xi:xi + n], g[xf:xf + n], g[xg:xg + n], g[xo:xo + n],
+                               c_next[b, j0:j1], h_next[b, j0:j1])
+                y[t, b, col0 + j0:col0 + j1] = h_next[b, j0:j1]
+
+
+@par_jit
+def backward_scan(dy, col0, dh_n, dc_n, whh_t, lengths, reverse, coupled, peep, cs, gates, d_pre,
+                  dh0, dc0, chunk):
+    """Backward scan of one direction; arguments as :func:`.lstm._backward_scan`
+    (no projection) plus ``chunk``. ``whh_t`` is ``W_hh`` transposed, (H, G)."""
+    steps, batch, width = d_pre.shape
+    hidden = dc_n.shape[1]
+    first = 0 if coupled else 1
+    n_chunks = (hidden + chunk - 1) // chunk
+    one = np.ones(1, d_pre.dtype)[0]
+    p_i, p_f, p_o = peep[0], peep[1], peep[2]
+    dh = dh_n.copy()
+    dh_rec = np.empty_like(dh)
+    shortest = lengths.min()
+    dc_next = dc_n.copy()
+    dc_prev = np.empty_like(dc_next)
+    for s in range(steps):
+        t, before, after = step_slots(steps - 1 - s, steps, reverse, True)
+        for block in prange(n_chunks):
+            j0 = block * chunk
+            j1 = min(hidden, j0 + chunk)
+            n = j1 - j0
+            xi, xf, xg, xo = j0, first * hidden + j0, (first + 1) * hidden + j0, (
+                (first + 2) * hidden + j0)
+            for b in range(batch):
+                d = d_pre[t, b]
+                if t >= lengths[b]:
+                    d[xf:xf + n] = 0.0
+                    d[xg:xg + n] = 0.0
+                    d[xo:xo + n] = 0.0
+                    if not coupled:
+                        d[xi:xi + n] = 0.0
+                    dc_prev[b, j0:j1] = dc_next[b, j0:j1]
+                    continue
+                g = gates[t, b]
+                _backward_units(dh[b, j0:j1], dy[t, b, col0 + j0:col0 + j1], dc_next[b, j0:j1],
+                                g[xi:xi + n], g[xf:xf + n], g[xg:xg + n], g[xo:xo + n],
+                                cs[before, b, j0:j1], cs[after, b, j0:j1], p_i[j0:j1],
+                                p_f[j0:j1], p_o[j0:j1], coupled, one, d[xi:xi + n],
+                                d[xf:xf + n], d[xg:xg + n], d[xo:xo + n], dc_prev[b, j0:j1])
+        for block in prange(n_chunks):
+            j0 = block * chunk
+            j1 = min(hidden, j0 + chunk)
+            dot_rows(d_pre[t], whh_t, j0, j1 - j0, dh_rec, j0)
+            if t >= shortest:  # finished sequences keep the gradient they carry
+                for b in range(batch):
+                    if t < lengths[b]:
+                        dh[b, j0:j1] = dh_rec[b, j0:j1]
+        if t < shortest:
+            dh, dh_rec = dh_rec, dh
+        dc_next, dc_prev = dc_prev, dc_next
+    dh0[:] = dh
+    dc0[:] = dc_next
