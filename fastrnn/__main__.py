@@ -25,9 +25,9 @@ def info():
     from fastrnn.kernels.cpu._threads import parallel_layer_available
     threaded = (config.PARALLEL and numba.get_num_threads() > 1
                 and parallel_layer_available())
+    scans = f"on from {config.PARALLEL_MIN_WORK} multiply-adds a step" if threaded else "off"
     print(f"numba threads: {numba.get_num_threads()} (threading layer: "
-          f"{numba.config.THREADING_LAYER}; threaded LSTM scans: "
-          f"{'on from ' + str(config.PARALLEL_MIN_WORK) + ' multiply-adds a step' if threaded else 'off'})")
+          f"{numba.config.THREADING_LAYER}; threaded LSTM scans: {scans})")
     import scipy.linalg.cython_blas  # noqa: F401  (the BLAS the kernels call, loaded now)
     try:
         from threadpoolctl import threadpool_info
