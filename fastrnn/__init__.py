@@ -5,6 +5,8 @@ are cached on disk) the first time a layer runs.
 """
 
 from ._version import __version__
-from .nn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from . import losses, training
+from .nn import GRU, LSTM, RNN, Dropout, Embedding, GRUCell, Linear, LSTMCell, RNNCell
 
-__all__ = ["__version__", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
+__all__ = ["__version__", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Linear",
+           "Embedding", "Dropout", "losses", "training"]

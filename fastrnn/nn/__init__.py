@@ -1,7 +1,9 @@
 """User-facing layers and cells."""
 
 from .cells import GRUCell, LSTMCell, RNNCell
+from .dense import Dropout, Embedding, Linear
 from .layers import GRU, LSTM, RNN
 from .recurrent import RecurrentLayer, Tape
 
-__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RecurrentLayer", "Tape"]
+__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Linear", "Embedding",
+           "Dropout", "RecurrentLayer", "Tape"]

@@ -4,7 +4,7 @@
 layer of cell ``kind``; see :mod:`fastrnn.kernels` for the signatures.
 """
 
-from . import gru, lstm, rnn
+from . import dense, gru, lstm, rnn
 
 NAME = "cpu"
 
@@ -13,3 +13,6 @@ SCANS = {
     "lstm": (lstm.forward, lstm.backward),
     "gru": (gru.forward, gru.backward),
 }
+
+#: ``(forward, backward)`` of a dense layer; see :mod:`.dense`.
+DENSE = (dense.forward, dense.backward)

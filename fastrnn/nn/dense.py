@@ -1,0 +1,209 @@
+"""Layers around the recurrent ones: :class:`Linear`, :class:`Embedding`, :class:`Dropout`.
+
+They follow the recurrent layers' conventions: ``layer(x)`` for inference,
+``forward(x) -> (y, tape)`` and ``backward(tape, dy) -> dx`` (gradients added
+to :attr:`grads`), parameters as views into one flat buffer.
+"""
+
+import numpy as np
+
+from .. import config
+from .._validation import as_float_array, check_dropout, check_int, describe, resolve_dtype
+from ..device import get_backend, resolve_device
+from ._params import HasParameters, ParameterStore
+
+
+def _check_features(name, array, size):
+    if array.ndim < 1 or array.shape[-1] != size:
+        raise ValueError(f"{name} must have shape (..., {size}), got {array.shape}")
+
+
+class Linear(HasParameters):
+    r"""Fully connected layer, :math:`y = x W^\top + b` (``torch.nn.Linear``).
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    bias : bool, default True
+    dtype : numpy.float32 or numpy.float64, default numpy.float32
+    device : {"auto", "cpu", "cuda"}, default "auto"
+    seed : int, optional
+        Seed of the initialisation U(-1/sqrt(in_features), 1/sqrt(in_features)),
+        PyTorch's.
+
+    Attributes
+    ----------
+    params : dict
+        ``weight`` of shape (out_features, in_features) and ``bias`` (out_features,).
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn as fr
+    >>> layer = fr.Linear(3, 2, seed=0)
+    >>> y, tape = layer.forward(np.ones((4, 5, 3), np.float32))
+    >>> y.shape, layer.backward(tape, np.ones_like(y)).shape
+    ((4, 5, 2), (4, 5, 3))
+    """
+
+    def __init__(self, in_features, out_features, *, bias=True, dtype=None, device="auto",
+                 seed=None):
+        self.in_features = check_int("in_features", in_features, 1)
+        self.out_features = check_int("out_features", out_features, 1)
+        self.bias = bool(bias)
+        self.dtype = resolve_dtype(config.DEFAULT_DTYPE if dtype is None else dtype)
+        self.device = resolve_device(device)
+        if seed is not None:
+            check_int("seed", seed, 0)
+        layout = [("weight", (self.out_features, self.in_features))]
+        if self.bias:
+            layout.append(("bias", (self.out_features,)))
+        self._store = ParameterStore(layout, self.dtype)
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / np.sqrt(self.in_features)
+        for value in self._store.params.values():
+            value[...] = rng.uniform(-bound, bound, size=value.shape)
+        self._kernels = get_backend(self.device).DENSE
+
+    def __call__(self, x):
+        """Inference: ``y`` of shape (..., out_features)."""
+        return self.forward(x)[0]
+
+    def forward(self, x):
+        """``y = x W^T + b`` for ``x`` of shape (..., in_features).
+
+        Returns
+        -------
+        y : ndarray, shape (..., out_features)
+        tape : dict
+            What :meth:`backward` needs (the input rows).
+        """
+        x = as_float_array("x", x, self.dtype)
+        _check_features("x", x, self.in_features)
+        rows = np.ascontiguousarray(x.reshape(-1, self.in_features))
+        y = self._kernels[0](self.params["weight"], self.params.get("bias"), rows)
+        return y.reshape(x.shape[:-1] + (self.out_features,)), dict(x=rows, shape=x.shape)
+
+    def backward(self, tape, dy):
+        """Add the parameter gradients of ``sum(y * dy)`` to :attr:`grads`; return ``dx``."""
+        shape = tape["shape"]
+        dy = as_float_array("dy", dy, self.dtype)
+        if dy.shape != shape[:-1] + (self.out_features,):
+            raise ValueError(f"dy must have shape {shape[:-1] + (self.out_features,)} (the "
+                             f"output's), got {dy.shape}")
+        dy_rows = np.ascontiguousarray(dy.reshape(-1, self.out_features))
+        dx = self._kernels[1](self.params["weight"], self.grads["weight"],
+                              self.grads.get("bias"), tape["x"], dy_rows)
+        return dx.reshape(shape)
+
+    def __repr__(self):
+        return (f"Linear({self.in_features}, {self.out_features}, bias={self.bias}, "
+                f"dtype={self.dtype.name})")
+
+
+class Embedding(HasParameters):
+    """Lookup table of ``num_embeddings`` rows of size ``embedding_dim`` (``torch.nn.Embedding``).
+
+    ``forward`` gathers rows; ``backward`` adds each output gradient row to the
+    gradient of the row it came from, in index order (deterministic). The
+    initialisation is N(0, 1), PyTorch's.
+
+    Parameters
+    ----------
+    num_embeddings, embedding_dim : int
+    dtype : numpy.float32 or numpy.float64, default numpy.float32
+    seed : int, optional
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn as fr
+    >>> table = fr.Embedding(10, 4, seed=0)
+    >>> table(np.array([[1, 2], [3, 1]])).shape
+    (2, 2, 4)
+    """
+
+    def __init__(self, num_embeddings, embedding_dim, *, dtype=None, seed=None):
+        self.num_embeddings = check_int("num_embeddings", num_embeddings, 1)
+        self.embedding_dim = check_int("embedding_dim", embedding_dim, 1)
+        self.dtype = resolve_dtype(config.DEFAULT_DTYPE if dtype is None else dtype)
+        if seed is not None:
+            check_int("seed", seed, 0)
+        self._store = ParameterStore([("weight", (self.num_embeddings, self.embedding_dim))],
+                                     self.dtype)
+        self.params["weight"][...] = np.random.default_rng(seed).standard_normal(
+            self.params["weight"].shape)
+
+    def _check_indices(self, indices):
+        array = np.asarray(indices)
+        if array.dtype.kind not in "iu":
+            raise TypeError(f"indices must be an integer array, got {describe(indices)}")
+        if array.size and (array.min() < 0 or array.max() >= self.num_embeddings):
+            raise ValueError(f"indices must lie in [0, {self.num_embeddings}), got values from "
+                             f"{array.min()} to {array.max()}")
+        return array
+
+    def __call__(self, indices):
+        """Inference: the rows, shape ``indices.shape + (embedding_dim,)``."""
+        return self.forward(indices)[0]
+
+    def forward(self, indices):
+        """Gather rows. Returns ``(y, tape)``."""
+        indices = self._check_indices(indices)
+        return self.params["weight"][indices], dict(indices=indices)
+
+    def backward(self, tape, dy):
+        """Scatter-add ``dy`` into the rows' gradients. Returns None (indices have no gradient)."""
+        indices = tape["indices"]
+        dy = as_float_array("dy", dy, self.dtype)
+        expected = indices.shape + (self.embedding_dim,)
+        if dy.shape != expected:
+            raise ValueError(f"dy must have shape {expected} (the output's), got {dy.shape}")
+        np.add.at(self.grads["weight"], indices.reshape(-1), dy.reshape(-1, self.embedding_dim))
+        return None
+
+    def __repr__(self):
+        return f"Embedding({self.num_embeddings}, {self.embedding_dim}, dtype={self.dtype.name})"
+
+
+class Dropout:
+    """Inverted dropout: zero each element with probability ``p`` and scale the rest by 1/(1-p).
+
+    Only :meth:`forward` (training) drops; ``layer(x)`` (inference) is the identity.
+    The mask comes from a generator seeded by ``seed`` and is kept in the tape.
+
+    Parameters
+    ----------
+    p : float in [0, 1)
+    seed : int, optional
+    """
+
+    def __init__(self, p=0.5, *, seed=None):
+        self.p = check_dropout(p)
+        self._rng = np.random.default_rng(seed)
+
+    @property
+    def params(self):
+        """Dropout has no parameters: an empty dict."""
+        return {}
+
+    grads = params
+
+    def __call__(self, x):
+        return x
+
+    def forward(self, x):
+        """Returns ``(y, tape)``: ``x`` times the scaled mask."""
+        x = np.asarray(x)
+        if x.dtype not in config.SUPPORTED_DTYPES:
+            raise TypeError(f"x must be a float32 or float64 array, got {describe(x)}")
+        if self.p == 0.0:
+            return x, dict(mask=None)
+        keep = self._rng.random(x.shape) >= self.p
+        mask = keep.astype(x.dtype) / x.dtype.type(1.0 - self.p)
+        return x * mask, dict(mask=mask)
+
+    def backward(self, tape, dy):
+        """``dy`` times the forward's mask."""
+        return dy if tape["mask"] is None else dy * tape["mask"]
+
+    def __repr__(self):
+        return f"Dropout(p={self.p})"
