@@ -4,6 +4,7 @@ from .cells import GRUCell, LSTMCell, RNNCell
 from .dense import Dropout, Embedding, Linear
 from .layers import GRU, LSTM, RNN
 from .recurrent import RecurrentLayer, Tape
+from .sequential import Sequential
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Linear", "Embedding",
-           "Dropout", "RecurrentLayer", "Tape"]
+           "Dropout", "Sequential", "RecurrentLayer", "Tape"]

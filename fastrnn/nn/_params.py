@@ -23,10 +23,12 @@ class ParameterStore:
     dtype : numpy.dtype
     """
 
-    def __init__(self, layout, dtype):
+    def __init__(self, layout, dtype, flat_params=None, flat_grads=None):
         sizes = [int(np.prod(shape)) for _, shape in layout]
-        self.flat_params = np.zeros(sum(sizes), dtype)
-        self.flat_grads = np.zeros(sum(sizes), dtype)
+        if flat_params is None:
+            flat_params = np.zeros(sum(sizes), dtype)
+            flat_grads = np.zeros(sum(sizes), dtype)
+        self.flat_params, self.flat_grads = flat_params, flat_grads
         self.params, self.grads = {}, {}
         offset = 0
         for (name, shape), size in zip(layout, sizes):
@@ -104,6 +106,22 @@ class HasParameters:
     def flat_grads(self):
         """ndarray: every gradient in one 1-D buffer, same layout as :attr:`flat_params`."""
         return self._store.flat_grads
+
+    def _move_parameters(self, flat_params, flat_grads):
+        """Keep the parameters (and gradients) in slices of someone else's buffers.
+
+        Used by :class:`~fastrnn.nn.Sequential`, which owns one buffer for all its
+        layers. Values are copied over; the layer's views then point into the new
+        buffers.
+        """
+        layout = [(name, value.shape) for name, value in self._store.params.items()]
+        flat_params[...] = self._store.flat_params
+        flat_grads[...] = self._store.flat_grads
+        self._store = ParameterStore(layout, flat_params.dtype, flat_params, flat_grads)
+        self._parameters_moved()
+
+    def _parameters_moved(self):
+        """Hook: rebuild anything that holds views of the old buffers."""
 
     def zero_grad(self):
         """Set every gradient to zero (backward accumulates)."""

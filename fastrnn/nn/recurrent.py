@@ -111,6 +111,9 @@ class RecurrentLayer(HasParameters):
         for value in self._store.params.values():
             value[...] = rng.uniform(-bound, bound, size=value.shape)
 
+    def _parameters_moved(self):
+        self._weights, self._grad_views = self._views_by_direction()
+
     def _views_by_direction(self):
         """Per (layer, direction): the parameter and gradient views under short names."""
         weights, grads = [], []

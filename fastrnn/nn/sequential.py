@@ -1,0 +1,133 @@
+"""A stack of layers with one flat parameter buffer: :class:`Sequential`."""
+
+import numpy as np
+
+from .._validation import describe
+from ._params import HasParameters, ParameterStore
+from .dense import Dropout, Embedding, Linear
+from .recurrent import RecurrentLayer
+
+_LAYER_TYPES = (RecurrentLayer, Linear, Embedding, Dropout)
+
+
+class Sequential(HasParameters):
+    """Layers applied in order, their parameters in one flat buffer.
+
+    Parameter names are ``"{index}.{name}"`` (``torch.nn.Sequential``'s), so
+    ``state_dict()`` loads into the equivalent torch model. Each layer's
+    ``params`` and ``grads`` stay views, now into :attr:`flat_params` and
+    :attr:`flat_grads`: an optimizer or a clip on the flat buffers sees every
+    layer.
+
+    A recurrent layer passes on its output sequence; its state goes in through
+    ``hx`` and out through the returned states, one entry per recurrent layer,
+    so a caller can carry state from one window to the next (truncated BPTT) or
+    reset it.
+
+    Parameters
+    ----------
+    layers : sequence
+        :class:`~fastrnn.RNN`/:class:`~fastrnn.LSTM`/:class:`~fastrnn.GRU`,
+        :class:`~fastrnn.Linear`, :class:`~fastrnn.Embedding`,
+        :class:`~fastrnn.Dropout`, all with parameters of one dtype. The layers
+        are adopted: their parameters move into this model's buffers.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn as fr
+    >>> model = fr.Sequential([fr.Embedding(10, 4, seed=0), fr.LSTM(4, 8, seed=0),
+    ...                        fr.Linear(8, 10, seed=0)])
+    >>> tokens = np.zeros((5, 2), np.int64)                # (steps, batch)
+    >>> logits, states, tape = model.forward(tokens)
+    >>> logits.shape, states[0][0].shape
+    ((5, 2, 10), (1, 2, 8))
+    >>> dx, dhx = model.backward(tape, np.ones_like(logits))
+    >>> dx is None, sorted(model.params)[:2]
+    (True, ['0.weight', '1.bias_hh_l0'])
+    """
+
+    def __init__(self, layers):
+        layers = list(layers)
+        if not layers:
+            raise ValueError("layers must hold at least one layer, got an empty sequence")
+        for index, layer in enumerate(layers):
+            if not isinstance(layer, _LAYER_TYPES):
+                raise TypeError(f"layers[{index}] must be a RNN, LSTM, GRU, Linear, Embedding "
+                                f"or Dropout layer, got {describe(layer)}")
+        dtypes = {layer.dtype for layer in layers if hasattr(layer, "dtype")}
+        if len(dtypes) > 1:
+            raise TypeError("layers must share one dtype, got "
+                            + ", ".join(f"layers[{i}] {getattr(layer, 'dtype', None)}"
+                                        for i, layer in enumerate(layers)
+                                        if hasattr(layer, "dtype")))
+        self.layers = layers
+        self.dtype = dtypes.pop() if dtypes else np.dtype(np.float32)
+        layout = [(f"{index}.{name}", value.shape) for index, layer in enumerate(layers)
+                  for name, value in layer.params.items()]
+        self._store = ParameterStore(layout, self.dtype)
+        offset = 0
+        for layer in layers:
+            size = sum(value.size for value in layer.params.values())
+            if size:
+                layer._move_parameters(self._store.flat_params[offset:offset + size],
+                                       self._store.flat_grads[offset:offset + size])
+            offset += size
+
+    def _recurrent(self):
+        return [layer for layer in self.layers if isinstance(layer, RecurrentLayer)]
+
+    def _check_states(self, name, states):
+        count = len(self._recurrent())
+        if states is None:
+            return [None] * count
+        if not isinstance(states, (list, tuple)) or len(states) != count:
+            raise ValueError(f"{name} must be a list with one state per recurrent layer "
+                             f"({count}), got {describe(states)}")
+        return list(states)
+
+    def __call__(self, x, hx=None, lengths=None):
+        """Inference: returns ``(y, states)``."""
+        states = iter(self._check_states("hx", hx))
+        finals = []
+        for layer in self.layers:
+            if isinstance(layer, RecurrentLayer):
+                x, state = layer(x, next(states), lengths)
+                finals.append(state)
+            else:
+                x = layer(x)
+        return x, finals
+
+    def forward(self, x, hx=None, lengths=None):
+        """Training forward. Returns ``(y, states, tape)``; ``states`` has one entry
+        per recurrent layer (``h_n``, or ``(h_n, c_n)`` for an LSTM)."""
+        states = iter(self._check_states("hx", hx))
+        finals, tapes = [], []
+        for layer in self.layers:
+            if isinstance(layer, RecurrentLayer):
+                x, state, tape = layer.forward(x, next(states), lengths)
+                finals.append(state)
+            else:
+                x, tape = layer.forward(x)
+            tapes.append(tape)
+        return x, finals, tapes
+
+    def backward(self, tape, dy, dstates=None):
+        """Add every layer's parameter gradients; return ``(dx, dhx)``.
+
+        ``dstates`` are gradients of the final states (None: zero); ``dhx`` the
+        gradients of ``hx``, one per recurrent layer. ``dx`` is None when the
+        first layer is an :class:`~fastrnn.Embedding`.
+        """
+        dstates = self._check_states("dstates", dstates)
+        dhx = []
+        for layer, layer_tape in zip(reversed(self.layers), reversed(tape)):
+            if isinstance(layer, RecurrentLayer):
+                dy, dh0 = layer.backward(layer_tape, dy, dstates.pop())
+                dhx.append(dh0)
+            else:
+                dy = layer.backward(layer_tape, dy)
+        return dy, dhx[::-1]
+
+    def __repr__(self):
+        inner = ",\n  ".join(repr(layer) for layer in self.layers)
+        return f"Sequential([\n  {inner}\n])"
