@@ -22,9 +22,8 @@ def info():
     usable, reason = cuda_status()
     print(f"CUDA: {'available' if usable else 'not available'} ({reason})")
     from fastrnn import config
-    from fastrnn.kernels.cpu._threads import parallel_layer_available
-    threaded = (config.PARALLEL and numba.get_num_threads() > 1
-                and parallel_layer_available())
+    from fastrnn.kernels.cpu._threads import use_parallel_scan
+    threaded = use_parallel_scan(config.PARALLEL_MIN_WORK, config.PARALLEL_MIN_BATCH)
     scans = f"on from {config.PARALLEL_MIN_WORK} multiply-adds a step" if threaded else "off"
     print(f"numba threads: {numba.get_num_threads()} (threading layer: "
           f"{numba.config.THREADING_LAYER}; threaded LSTM scans: {scans})")

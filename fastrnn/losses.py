@@ -31,8 +31,12 @@ def _float_input(name, value):
     return array
 
 
-def _reduce(total, count, reduction):
-    return total / max(count, 1) if reduction == "mean" else total
+def _reduced(total, grad, count, reduction):
+    """``(loss, grad)`` for a summed loss and its per-term gradient, after the reduction."""
+    if reduction == "sum":
+        return total, grad
+    grad /= grad.dtype.type(max(count, 1))
+    return total / max(count, 1), grad
 
 
 def softmax_cross_entropy(logits, targets, *, reduction="mean", ignore_index=None):
@@ -83,10 +87,8 @@ def softmax_cross_entropy(logits, targets, *, reduction="mean", ignore_index=Non
     grad = exp / norm
     grad[rows, y[rows]] -= 1
     grad[~keep] = 0
-    count = int(rows.size)
-    if reduction == "mean":
-        grad /= grad.dtype.type(max(count, 1))
-    return _reduce(total, count, reduction), grad.reshape(logits.shape)
+    loss, grad = _reduced(total, grad, int(rows.size), reduction)
+    return loss, grad.reshape(logits.shape)
 
 
 def mse(predictions, targets, *, reduction="mean"):
@@ -105,10 +107,7 @@ def mse(predictions, targets, *, reduction="mean"):
                          f"got {targets.shape}")
     diff = predictions - targets.astype(predictions.dtype)
     total = float(np.sum(np.square(diff, dtype=np.float64)))
-    grad = 2 * diff
-    if reduction == "mean":
-        grad /= grad.dtype.type(max(diff.size, 1))
-    return _reduce(total, diff.size, reduction), grad
+    return _reduced(total, 2 * diff, diff.size, reduction)
 
 
 def binary_logistic(logits, targets, *, reduction="mean"):
@@ -130,9 +129,7 @@ def binary_logistic(logits, targets, *, reduction="mean"):
     z = logits.astype(np.float64)
     total = float(np.sum(np.maximum(z, 0) - t * z + np.log1p(np.exp(-np.abs(z)))))
     grad = (0.5 + 0.5 * np.tanh(0.5 * z)).astype(logits.dtype) - t
-    if reduction == "mean":
-        grad /= grad.dtype.type(max(logits.size, 1))
-    return _reduce(total, logits.size, reduction), grad
+    return _reduced(total, grad, logits.size, reduction)
 
 
 def perplexity(mean_loss):

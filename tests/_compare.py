@@ -20,3 +20,18 @@ def assert_close(actual, expected, tol, what):
         return
     err = relative_error(actual, expected)
     assert err <= tol, f"{what}: relative error {err:.3g} > {tol:g}"
+
+
+def central_difference(function, array, eps=1e-6):
+    """Two-point central differences of the scalar ``function()`` for every entry of
+    ``array`` (perturbed in place and restored)."""
+    grad = np.zeros_like(array)
+    for index in np.ndindex(array.shape):
+        saved = array[index]
+        array[index] = saved + eps
+        plus = function()
+        array[index] = saved - eps
+        minus = function()
+        array[index] = saved
+        grad[index] = (plus - minus) / (2 * eps)
+    return grad

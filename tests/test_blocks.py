@@ -8,24 +8,10 @@ import fastrnn as fr
 from fastrnn import losses
 from fastrnn.training import clip_grad_norm, clip_grad_value
 
-from ._compare import assert_close
+from ._compare import assert_close, central_difference
 from ._torch_ref import load_torch
 
 RNG = np.random.default_rng(7)
-
-
-def _central_difference(function, array, eps=1e-6):
-    grad = np.zeros_like(array)
-    flat, out = array.reshape(-1), grad.reshape(-1)
-    for index in range(flat.size):
-        saved = flat[index]
-        flat[index] = saved + eps
-        plus = function()
-        flat[index] = saved - eps
-        minus = function()
-        flat[index] = saved
-        out[index] = (plus - minus) / (2 * eps)
-    return grad
 
 
 # ------------------------------------------------------------------ Linear
@@ -58,8 +44,8 @@ def test_linear_backward_matches_finite_differences():
 
     def loss():
         return float(np.sum(layer(x) * dy))
-    assert_close(dx, _central_difference(loss, x), 1e-8, "dx")
-    assert_close(layer.flat_grads, _central_difference(loss, layer.flat_params), 1e-8, "grads")
+    assert_close(dx, central_difference(loss, x), 1e-8, "dx")
+    assert_close(layer.flat_grads, central_difference(loss, layer.flat_params), 1e-8, "grads")
 
 
 def test_linear_rejects_bad_input():
@@ -153,7 +139,7 @@ def test_cross_entropy_gradient_matches_finite_differences():
     logits = RNG.standard_normal((4, 6))
     targets = RNG.integers(0, 6, 4)
     _, grad = losses.softmax_cross_entropy(logits, targets)
-    numeric = _central_difference(lambda: losses.softmax_cross_entropy(logits, targets)[0],
+    numeric = central_difference(lambda: losses.softmax_cross_entropy(logits, targets)[0],
                                   logits)
     assert_close(grad, numeric, 1e-8, "dlogits")
 

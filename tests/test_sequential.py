@@ -5,7 +5,7 @@ import pytest
 
 import fastrnn as fr
 
-from ._compare import assert_close
+from ._compare import assert_close, central_difference
 
 
 def _layers(dtype=np.float64):
@@ -86,20 +86,9 @@ def test_sequential_backward_matches_finite_differences():
     def loss():
         return float(np.sum(model(x, hx)[0] * dy))
 
-    def numeric(array, eps=1e-6):
-        grad = np.zeros_like(array)
-        for index in np.ndindex(array.shape):
-            saved = array[index]
-            array[index] = saved + eps
-            plus = loss()
-            array[index] = saved - eps
-            minus = loss()
-            array[index] = saved
-            grad[index] = (plus - minus) / (2 * eps)
-        return grad
-    assert_close(dx, numeric(x), 1e-7, "dx")
-    assert_close(dhx[0][1], numeric(hx[0][1]), 1e-7, "dc0")
-    assert_close(model.flat_grads, numeric(model.flat_params), 1e-7, "flat grads")
+    assert_close(dx, central_difference(loss, x), 1e-7, "dx")
+    assert_close(dhx[0][1], central_difference(loss, hx[0][1]), 1e-7, "dc0")
+    assert_close(model.flat_grads, central_difference(loss, model.flat_params), 1e-7, "flat grads")
 
 
 def test_sequential_rejects_bad_arguments():

@@ -11,7 +11,7 @@ a scan as one single-threaded BLAS call per block of rows, in parallel.
 import numpy as np
 from numba import prange
 
-from ._jit import gemm_jit, par_jit
+from ._jit import gemm_jit, inline_jit, par_jit
 
 #: Row blocks of the large GEMMs: a constant, not the thread count, so that
 #: the order of the sums (and so every result bit) is the same on any machine.
@@ -89,12 +89,18 @@ def dot_rows(a, b, b0, n, out, c0):
         r += 1
 
 
+@inline_jit
+def _row_block(part, rows):
+    """Rows ``r0:r1`` of block ``part`` of :data:`SPLIT` near-equal blocks."""
+    return part * rows // SPLIT, (part + 1) * rows // SPLIT
+
+
 @par_jit
 def split_project(x_rows, weight, bias, out):
     """``out = x_rows @ weight.T + bias``, in :data:`SPLIT` row blocks in parallel."""
     rows = x_rows.shape[0]
     for part in prange(SPLIT):
-        r0, r1 = part * rows // SPLIT, (part + 1) * rows // SPLIT
+        r0, r1 = _row_block(part, rows)
         if r1 > r0:
             np.dot(x_rows[r0:r1], weight.T, out[r0:r1])
             if bias.shape[0] > 0:
@@ -108,7 +114,7 @@ def split_dot_add(out, a, b, product):
     """``out += a @ b`` (``a`` C-contiguous rows), in row blocks in parallel."""
     rows = a.shape[0]
     for part in prange(SPLIT):
-        r0, r1 = part * rows // SPLIT, (part + 1) * rows // SPLIT
+        r0, r1 = _row_block(part, rows)
         if r1 > r0:
             np.dot(a[r0:r1], b, product[r0:r1])
             out[r0:r1] += product[r0:r1]
@@ -124,7 +130,7 @@ def split_outer_add(grad, d_rows, in_rows, partials):
     """
     rows = d_rows.shape[0]
     for part in prange(SPLIT):
-        r0, r1 = part * rows // SPLIT, (part + 1) * rows // SPLIT
+        r0, r1 = _row_block(part, rows)
         if r1 > r0:
             np.dot(d_rows[r0:r1].T, in_rows[r0:r1], partials[part])
         else:

@@ -12,7 +12,7 @@ what lets LLVM vectorise the pointwise loops.
 import numpy as np
 
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
-from ._common import (accumulate_input_grads, accumulate_outer, add_into, column_sums,
+from ._common import (_rows, accumulate_input_grads, accumulate_outer, add_into, column_sums,
                       entering_states, final_slot, input_projection, recurrent_preactivation,
                       recurrent_product, scratch, state_buffer, step_slots, tape_length,
                       transposed)
@@ -195,10 +195,10 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     hs = state_buffer(state0[0], steps, keep_tape, reverse)
     cs = state_buffer(state0[1], steps, keep_tape, reverse)
     peep = _peephole_rows(spec, weights, dtype)
+    gates = np.empty((slots, batch, weights["weight_ih"].shape[0]), dtype)
     if _threaded(spec, batch):
         with single_blas_thread():
             xproj = input_projection(x, weights["weight_ih"], bias, split_project)
-            gates = np.empty((slots, batch, xproj.shape[2]), dtype)
             lstm_threaded.forward_scan(xproj, weights["weight_hh"], peep, lengths, reverse,
                                        keep_tape, spec.coupled, y, col0, hs, cs, gates,
                                        unit_chunk(hidden))
@@ -206,7 +206,6 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     else:
         xproj = input_projection(x, weights["weight_ih"], bias)
         whr = weights["weight_hr"] if project else np.empty((0, 0), dtype)
-        gates = np.empty((slots, batch, xproj.shape[2]), dtype)
         m_tape = np.empty((slots if project else 1, batch, hidden), dtype)
         _forward_scan(xproj, weights["weight_hh"], whr, peep, lengths, reverse, keep_tape,
                       spec.coupled, y, col0, hs, cs, gates, m_tape)
@@ -255,10 +254,10 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx):
     dh0 = np.empty((batch, out), dtype)
     dc0 = np.empty((batch, hidden), dtype)
     peep = _peephole_rows(spec, weights, dtype)
+    whh_t = transposed(weights["weight_hh"])
     if _threaded(spec, batch):
         with single_blas_thread():
-            lstm_threaded.backward_scan(dy, col0, dstate_n[0], dstate_n[1],
-                                        transposed(weights["weight_hh"]), tape["lengths"],
+            lstm_threaded.backward_scan(dy, col0, dstate_n[0], dstate_n[1], whh_t, tape["lengths"],
                                         reverse, spec.coupled, peep, cs, gates, d_pre, dh0, dc0,
                                         unit_chunk(hidden))
             _split_weight_grads(weights, grads, d_pre, x, entering_states(tape["hs"], reverse),
@@ -267,10 +266,8 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx):
         dh_tape = scratch("dh_tape", (steps if project else 1, batch, out), dtype)
         whr_t = (transposed(weights["weight_hr"]) if project
                  else np.empty((0, 0), dtype))
-        _backward_scan(dy, col0, dstate_n[0], dstate_n[1],
-                       transposed(weights["weight_hh"]), whr_t,
-                       tape["lengths"], reverse, spec.coupled, peep,
-                       cs, gates, d_pre, dh_tape, dh0, dc0)
+        _backward_scan(dy, col0, dstate_n[0], dstate_n[1], whh_t, whr_t, tape["lengths"],
+                       reverse, spec.coupled, peep, cs, gates, d_pre, dh_tape, dh0, dc0)
         accumulate_input_grads(d_pre, x, weights["weight_ih"], grads["weight_ih"], dx)
         accumulate_outer(grads["weight_hh"], d_pre, entering_states(tape["hs"], reverse))
         if project:
@@ -286,13 +283,11 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx):
 
 def _split_weight_grads(weights, grads, d_pre, x, h_entering, dx):
     """The weight and input gradients of :func:`backward`, as parallel row-split GEMMs."""
-    d_rows = d_pre.reshape(-1, d_pre.shape[-1])
-    x_rows = x.reshape(-1, x.shape[-1])
-    h_rows = np.ascontiguousarray(h_entering).reshape(-1, h_entering.shape[-1])
-    for grad, inputs in ((grads["weight_ih"], x_rows), (grads["weight_hh"], h_rows)):
-        split_outer_add(grad, d_rows, inputs, scratch("partials", (SPLIT,) + grad.shape,
-                                                      grad.dtype))
-    dx_rows = dx.reshape(-1, dx.shape[-1])
+    d_rows = _rows(d_pre)
+    for grad, inputs in ((grads["weight_ih"], x), (grads["weight_hh"], h_entering)):
+        split_outer_add(grad, d_rows, _rows(inputs), scratch("partials", (SPLIT,) + grad.shape,
+                                                             grad.dtype))
+    dx_rows = _rows(dx)
     split_dot_add(dx_rows, d_rows, weights["weight_ih"],
                   scratch("product", dx_rows.shape, dx.dtype))
 
