@@ -6,6 +6,8 @@ through one backend scan. The cell-specific classes in :mod:`fastrnn.nn.layers`
 only describe their cell.
 """
 
+import numbers
+
 import numpy as np
 
 from .. import config
@@ -18,6 +20,12 @@ from ._params import HasParameters, ParameterStore
 
 #: Parameter names without their ``_l{k}[_reverse]`` suffix.
 _SHORT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr", "weight_ch")
+
+
+def _is_token_array(x):
+    """Integer arrays (of at most two axes) hold token ids; other arrays are features."""
+    dtype = getattr(x, "dtype", None)
+    return dtype is not None and np.dtype(dtype).kind in "iu" and np.ndim(x) <= 2
 
 
 class Tape:
@@ -34,11 +42,13 @@ class Tape:
     steps, batch : int
     unbatched : bool
         The input was 2-D; gradients are returned 2-D too.
+    tokens : bool
+        The input was token ids (one-hot); there is no input gradient.
     """
 
-    __slots__ = ("owner", "layers", "masks", "lengths", "steps", "batch", "unbatched")
+    __slots__ = ("owner", "layers", "masks", "lengths", "steps", "batch", "unbatched", "tokens")
 
-    def __init__(self, owner, layers, masks, lengths, steps, batch, unbatched):
+    def __init__(self, owner, layers, masks, lengths, steps, batch, unbatched, tokens):
         self.owner = owner
         self.layers = layers
         self.masks = masks
@@ -46,6 +56,18 @@ class Tape:
         self.steps = steps
         self.batch = batch
         self.unbatched = unbatched
+        self.tokens = tokens
+
+
+def _check_error_clip(error_clip):
+    if error_clip is None:
+        return None
+    if isinstance(error_clip, bool) or not isinstance(error_clip, numbers.Real):
+        raise TypeError(f"error_clip must be a positive real number or None, "
+                        f"got {describe(error_clip)}")
+    if not error_clip > 0 or not np.isfinite(error_clip):
+        raise ValueError(f"error_clip must be positive and finite, got {error_clip}")
+    return float(error_clip)
 
 
 class RecurrentLayer(HasParameters):
@@ -137,6 +159,10 @@ class RecurrentLayer(HasParameters):
         x : ndarray
             Input sequence of the layer's dtype, shape (T, B, input_size);
             (B, T, input_size) if ``batch_first``; (T, input_size) unbatched.
+            Or token ids, an integer array of shape (T, B) ((B, T) batch-first,
+            (T,) unbatched) with values in ``[0, input_size)``: one-hot input,
+            whose input projection is a gather of columns of ``weight_ih_l0``
+            (no one-hot matrix is built; no input gradient).
         hx : ndarray of shape (num_layers * D, B, P), or None
             Initial hidden state (zeros when None); D is 2 when bidirectional,
             P the output (projection or hidden) size. For the LSTM, the pair
@@ -189,10 +215,11 @@ class RecurrentLayer(HasParameters):
             layer_input = y
         result = self._to_user_layout(layer_input, unbatched)
         h_n = self._state_to_user(state_n, unbatched)
-        tape = Tape(self, tapes, masks, lengths, steps, batch, unbatched) if keep_tape else None
+        tape = (Tape(self, tapes, masks, lengths, steps, batch, unbatched, x.dtype.kind == "i")
+                if keep_tape else None)
         return result, h_n, tape
 
-    def backward(self, tape, dy, dh_n=None):
+    def backward(self, tape, dy, dh_n=None, *, error_clip=None, error_norms=None):
         """Backpropagate through a :meth:`forward`; accumulate parameter gradients.
 
         Parameters
@@ -205,11 +232,23 @@ class RecurrentLayer(HasParameters):
         dh_n : ndarray, tuple or None
             Gradient with respect to ``h_n``, shaped like it (for the LSTM a
             pair ``(dh_n, dc_n)``, either of which may be None); None means zero.
+        error_clip : float > 0 or None
+            Per-step error clipping: in every layer and direction, at every
+            step, the gradient reaching ``h_t`` of each sequence (from the
+            output and from step ``t + 1``) is scaled down to 2-norm
+            ``error_clip`` wherever it is longer, before it flows on. Bounds
+            exploding error flow where it starts, not only globally.
+        error_norms : ndarray of float64, shape (num_layers * D, T, B), or None
+            Filled with the 2-norm of that gradient (before clipping) at every
+            step of every sequence, per layer and direction (torch's order);
+            padding steps hold 0. The exploding/vanishing-gradient picture;
+            costs one pass over the state per step, nothing when None.
 
         Returns
         -------
-        dx : ndarray
-            Gradient with respect to ``x``, shaped like ``x``.
+        dx : ndarray or None
+            Gradient with respect to ``x``, shaped like ``x``; None for token
+            input.
         dhx : ndarray or tuple of ndarray
             Gradient with respect to ``hx``, shaped like ``h_n``.
         """
@@ -220,26 +259,51 @@ class RecurrentLayer(HasParameters):
         out = self.spec.output_size
         d_out = self._check_output_grad(dy, steps, batch, unbatched)
         dstate_n = self._check_state("dh_n", dh_n, batch, unbatched)
+        error_clip = _check_error_clip(error_clip)
+        error_norms = self._check_error_norms(error_norms, steps, batch)
         scan = self._ensure_backend().SCANS[self._kind][1]
         dstate0 = [np.empty_like(s) for s in dstate_n]
         for layer in reversed(range(self.num_layers)):
             in_size = self.input_size if layer == 0 else out * self.num_directions
+            if layer == 0 and tape.tokens:
+                in_size = 0
             dx = np.zeros((steps, batch, in_size), self.dtype)
             for direction in range(self.num_directions):
                 index = layer * self.num_directions + direction
                 final = tuple(np.ascontiguousarray(s[index]) for s in dstate_n)
                 initial = scan(self.spec, self._weights[index], self._grad_views[index],
-                               tape.layers[layer][direction], d_out, direction * out, final, dx)
+                               tape.layers[layer][direction], d_out, direction * out, final, dx,
+                               error_clip, None if error_norms is None else error_norms[index])
                 for target, value in zip(dstate0, initial):
                     target[index] = value
             if layer > 0 and tape.masks[layer - 1] is not None:
                 dx *= tape.masks[layer - 1]
             d_out = dx
-        return self._to_user_layout(d_out, unbatched), self._state_to_user(dstate0, unbatched)
+        dx = None if tape.tokens else self._to_user_layout(d_out, unbatched)
+        return dx, self._state_to_user(dstate0, unbatched)
+
+    def _check_error_norms(self, error_norms, steps, batch):
+        if error_norms is None:
+            return None
+        shape = (self.num_layers * self.num_directions, steps, batch)
+        if not isinstance(error_norms, np.ndarray) or error_norms.dtype != np.float64:
+            raise TypeError(f"error_norms must be a float64 ndarray of shape {shape}, "
+                            f"got {describe(error_norms)}")
+        check_shape("error_norms", error_norms, shape)
+        if not error_norms.flags.c_contiguous:
+            raise ValueError("error_norms must be C-contiguous (it is written in place)")
+        error_norms[...] = 0.0
+        return error_norms
 
     # ------------------------------------------------------------ input checking
     def _check_input(self, x):
-        """Input as a C-contiguous (T, B, I) array; also whether it was unbatched."""
+        """Input as a C-contiguous (T, B, I) array; also whether it was unbatched.
+
+        Integer input holds token ids (one-hot input, see :meth:`forward`) and
+        comes back as a (T, B, 1) int64 array.
+        """
+        if _is_token_array(x):
+            return self._check_tokens(x)
         x = as_float_array("x", x, self.dtype)
         if x.ndim not in (2, 3):
             raise ValueError("x must be 3-D (T, B, input_size)"
@@ -257,6 +321,27 @@ class RecurrentLayer(HasParameters):
             raise ValueError(f"x must have at least one time step and one batch entry, "
                              f"got shape {x.shape}")
         return np.ascontiguousarray(x), unbatched
+
+    def _check_tokens(self, x):
+        """Token ids (T, B) (batch-first (B, T); unbatched (T,)) as (T, B, 1) int64."""
+        x = np.asarray(x)
+        if x.ndim not in (1, 2):
+            raise ValueError("x holding token ids (an integer array) must be 2-D (T, B)"
+                             + (" batch-first (B, T)" if self.batch_first else "")
+                             + f" or 1-D unbatched (T,), got shape {x.shape}")
+        if x.size == 0:
+            raise ValueError(f"x must have at least one time step and one batch entry, "
+                             f"got shape {x.shape}")
+        low, high = int(x.min()), int(x.max())
+        if low < 0 or high >= self.input_size:
+            raise ValueError(f"x holds token ids, which must lie in [0, input_size="
+                             f"{self.input_size}), got values from {low} to {high}")
+        unbatched = x.ndim == 1
+        if unbatched:
+            x = x[:, None]
+        elif self.batch_first:
+            x = x.T
+        return np.ascontiguousarray(x, dtype=np.int64)[:, :, None], unbatched
 
     def _state_shapes(self, batch):
         """Shapes of the state arrays (h, and c for the LSTM), batched."""

@@ -111,18 +111,27 @@ class Sequential(HasParameters):
             tapes.append(tape)
         return x, finals, tapes
 
-    def backward(self, tape, dy, dstates=None):
+    def backward(self, tape, dy, dstates=None, *, error_clip=None, error_norms=None):
         """Add every layer's parameter gradients; return ``(dx, dhx)``.
 
-        ``dstates`` are gradients of the final states (None: zero); ``dhx`` the
+        ``dy`` None means a zero output gradient (only the states' gradients
+        flow: truncated BPTT's earlier chunks). ``dstates`` are gradients of the
+        final states (None: zero); ``dhx`` the
         gradients of ``hx``, one per recurrent layer. ``dx`` is None when the
-        first layer is an :class:`~fastrnn.Embedding`.
+        first layer is an :class:`~fastrnn.Embedding` or takes token ids.
+        ``error_clip`` and ``error_norms`` (a list with one array or None per
+        recurrent layer) go to each recurrent layer's
+        :meth:`~fastrnn.nn.recurrent.RecurrentLayer.backward`.
         """
         dstates = self._check_states("dstates", dstates)
+        norms = self._check_states("error_norms", error_norms)
         dhx = []
         for layer, layer_tape in zip(reversed(self.layers), reversed(tape)):
+            if dy is None and not isinstance(layer, RecurrentLayer):
+                continue  # zero output gradient: nothing to add above the top recurrent layer
             if isinstance(layer, RecurrentLayer):
-                dy, dh0 = layer.backward(layer_tape, dy, dstates.pop())
+                dy, dh0 = layer.backward(layer_tape, dy, dstates.pop(), error_clip=error_clip,
+                                         error_norms=norms.pop())
                 dhx.append(dh0)
             else:
                 dy = layer.backward(layer_tape, dy)

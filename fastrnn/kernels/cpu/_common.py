@@ -61,12 +61,49 @@ def _add_product(out, a, b):
     _dot_add(out, a, b, scratch("product", out.shape, out.dtype))
 
 
+def is_tokens(x):
+    """Whether a scan input holds token ids, shape (T, B, 1) int64 (one-hot input)."""
+    return x.dtype.kind == "i"
+
+
+@scan_jit
+def _gather_columns(ids, weight_ih, bias, out):
+    """``out[r] = weight_ih[:, ids[r]] + bias``: the input projection of one-hot rows."""
+    gates = weight_ih.shape[0]
+    has_bias = bias.shape[0] > 0
+    for r in range(ids.shape[0]):
+        column = ids[r]
+        for g in range(gates):
+            out[r, g] = weight_ih[g, column] + bias[g] if has_bias else weight_ih[g, column]
+
+
+@scan_jit
+def _scatter_columns(ids, d_pre_rows, grad_weight_ih, columns):
+    """``grad_weight_ih[:, ids[r]] += d_pre_rows[r]`` in row order (deterministic).
+
+    The sums are gathered per token in ``columns`` (V, G), contiguous, then
+    added to the (G, V) gradient once.
+    """
+    columns[...] = 0.0
+    for r in range(ids.shape[0]):
+        target = columns[ids[r]]
+        source = d_pre_rows[r]
+        for g in range(source.shape[0]):
+            target[g] += source[g]
+    for v in range(columns.shape[0]):
+        for g in range(columns.shape[1]):
+            grad_weight_ih[g, v] += columns[v, g]
+
+
 def input_projection(x, weight_ih, bias, kernel=None):
     """Pre-activations from the input for all steps: ``x @ W_ih^T + bias``.
 
     Parameters
     ----------
     x : ndarray, shape (T, B, I), C-contiguous
+        Or token ids of shape (T, B, 1), int64 (:func:`is_tokens`): the input
+        is then one-hot and the product a gather of columns of ``W_ih``; no
+        one-hot matrix is built.
     weight_ih : ndarray, shape (G, I), C-contiguous
     bias : ndarray of shape (G,) or None
     kernel : callable, optional
@@ -78,10 +115,13 @@ def input_projection(x, weight_ih, bias, kernel=None):
     ndarray, shape (T, B, G), C-contiguous
     """
     steps, batch, features = x.shape
-    out = scratch("input_projection", (steps * batch, weight_ih.shape[0]), x.dtype)
+    out = scratch("input_projection", (steps * batch, weight_ih.shape[0]), weight_ih.dtype)
     if bias is None:
-        bias = np.empty(0, x.dtype)
-    (kernel or _project)(x.reshape(steps * batch, features), weight_ih, bias, out)
+        bias = np.empty(0, weight_ih.dtype)
+    if is_tokens(x):
+        _gather_columns(x.reshape(-1), weight_ih, bias, out)
+    else:
+        (kernel or _project)(x.reshape(steps * batch, features), weight_ih, bias, out)
     return out.reshape(steps, batch, -1)
 
 
@@ -99,18 +139,89 @@ def accumulate_input_grads(d_pre, x, weight_ih, grad_weight_ih, dx):
     """Add the input-side gradients of one scan.
 
     ``grad_weight_ih += sum_t d_pre[t]^T x[t]`` and ``dx += d_pre @ W_ih``, each
-    as one GEMM over all steps.
+    as one GEMM over all steps. For token input (:func:`is_tokens`) the first
+    is a scatter-add into the tokens' columns and there is no ``dx``.
 
     Parameters
     ----------
     d_pre : ndarray, shape (T, B, G)
         Gradient with respect to the input pre-activations.
-    x : ndarray, shape (T, B, I)
+    x : ndarray, shape (T, B, I), or token ids (T, B, 1)
     weight_ih, grad_weight_ih : ndarray, shape (G, I)
-    dx : ndarray, shape (T, B, I), C-contiguous, updated in place
+    dx : ndarray, shape (T, B, I), C-contiguous, updated in place (ignored for tokens)
     """
+    if is_tokens(x):
+        accumulate_token_grads(grad_weight_ih, d_pre, x)
+        return
     accumulate_outer(grad_weight_ih, d_pre, x)
     _add_product(_rows(dx), _rows(d_pre), weight_ih)
+
+
+def accumulate_token_grads(grad_weight_ih, d_pre, tokens):
+    """``grad_weight_ih[:, v] += sum of d_pre over the steps whose token is v``."""
+    columns = scratch("token_columns", grad_weight_ih.shape[::-1], grad_weight_ih.dtype)
+    _scatter_columns(tokens.reshape(-1), _rows(d_pre), grad_weight_ih, columns)
+
+
+@scan_jit
+def _merge_output_grad(dh, dy, t, col0, lengths):
+    batch, width = dh.shape
+    for b in range(batch):
+        if t < lengths[b]:
+            for j in range(width):
+                dh[b, j] += dy[t, b, col0 + j]
+
+
+@inline_jit
+def guard_step_error(dh, t, lengths, clip, norms):
+    """Measure, and clip, the error ``dL/dh_t`` of each sequence at step ``t``.
+
+    ``dh`` (B, P) holds the whole gradient reaching ``h_t`` (from the step
+    after it and from the output). Each valid row's 2-norm goes to
+    ``norms[t, b]`` when ``norms`` is not empty (padding steps keep 0); with
+    ``clip > 0`` a row longer than ``clip`` is scaled to length ``clip``
+    before it flows on, so the error is bounded where it arises, at every step.
+    """
+    record = norms.shape[0] > 0
+    for b in range(dh.shape[0]):
+        if t >= lengths[b]:
+            continue
+        row = dh[b]
+        total = 0.0
+        for j in range(row.shape[0]):
+            total += np.float64(row[j]) * np.float64(row[j])
+        norm = np.sqrt(total)
+        if record:
+            norms[t, b] = norm
+        if clip > 0.0 and norm > clip:
+            scale = clip / norm
+            for j in range(row.shape[0]):
+                row[j] = row[j] * scale
+
+
+@inline_jit
+def guarded_output_grad(dh, dy, t, col0, lengths, clip, norms, zeros):
+    """The output gradient a backward step adds to ``dh``, after the error guard.
+
+    Without a guard (``clip <= 0`` and empty ``norms``) that is ``dy[t]``
+    itself. With one, ``dy[t]`` is merged into ``dh`` first so that
+    :func:`guard_step_error` sees the whole ``dL/dh_t``, and the step adds
+    ``zeros`` (B, D*P) instead.
+    """
+    if clip <= 0.0 and norms.shape[0] == 0:
+        return dy[t]
+    _merge_output_grad(dh, dy, t, col0, lengths)
+    guard_step_error(dh, t, lengths, clip, norms)
+    return zeros
+
+
+def error_guard(clip, norms):
+    """Arguments of the backward scans for the error guard: ``(clip, norms)``.
+
+    ``clip`` None or 0 turns clipping off; ``norms`` None records nothing.
+    """
+    return (0.0 if clip is None else float(clip),
+            np.zeros((0, 0), np.float64) if norms is None else norms)
 
 
 def column_sums(d_pre):

@@ -11,8 +11,9 @@ import numpy as np
 from ...cells.gru import (gru_backward_point, gru_gates_point, gru_output_point,
                           gru_reset_before_point)
 from ._common import (accumulate_input_grads, accumulate_outer, column_sums, entering_states,
-                      final_slot, input_projection, recurrent_product, scratch, state_buffer,
-                      step_slots, tape_length, transposed)
+                      error_guard, final_slot, guarded_output_grad, input_projection,
+                      recurrent_product, scratch, state_buffer, step_slots, tape_length,
+                      transposed)
 from ._jit import point_jit, scan_jit
 
 _gates_point = point_jit(gru_gates_point)
@@ -71,7 +72,7 @@ def _forward_scan(xproj, w_rec, whn, b_hn, lengths, reverse, keep, reset_after, 
 
 @scan_jit
 def _backward_scan(dy, col0, dh_n, w_rec_t, whn_t, lengths, reverse, reset_after, hs, gates, q_tape,
-                   d_ih, d_hh, dh0):
+                   d_ih, d_hh, dh0, clip, norms):
     steps, batch, _ = d_ih.shape
     hidden = dh_n.shape[1]
     one = np.ones(1, d_ih.dtype)[0]
@@ -83,8 +84,10 @@ def _backward_scan(dy, col0, dh_n, w_rec_t, whn_t, lengths, reverse, reset_after
     d_rh = np.empty((batch, hidden), d_ih.dtype)
     d_rz = np.zeros((batch, 2 * hidden), d_ih.dtype)
     product_t = np.empty((hidden, batch), d_ih.dtype)
+    zeros = np.zeros((batch, dy.shape[2]), d_ih.dtype)
     for s in range(steps):
         t, before, _ = step_slots(steps - 1 - s, steps, reverse, True)
+        dy_t = guarded_output_grad(dh, dy, t, col0, lengths, clip, norms, zeros)
         for b in range(batch):
             if t >= lengths[b]:
                 d_ih[t, b] = 0.0
@@ -95,7 +98,7 @@ def _backward_scan(dy, col0, dh_n, w_rec_t, whn_t, lengths, reverse, reset_after
                 continue
             g_row, h_row, q_row, di = gates[t, b], hs[before, b], q_tape[t, b], d_ih[t, b]
             dhh = d_hh[t, b] if reset_after else di
-            dh_row, dy_row, dan, direct_row = dh[b], dy[t, b, col0:], da_n[b], dh_direct[b]
+            dh_row, dy_row, dan, direct_row = dh[b], dy_t[b, col0:], da_n[b], dh_direct[b]
             for j in range(hidden):
                 da_r, da_z, da_n_j, dq, direct = _backward_point(
                     dh_row[j] + dy_row[j], g_row[j], g_row[hidden + j], g_row[2 * hidden + j],
@@ -148,7 +151,7 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     ``state0`` and the returned state are the 1-tuple ``(h,)``.
     """
     steps, batch, _ = x.shape
-    hidden, dtype = spec.hidden_size, x.dtype
+    hidden, dtype = spec.hidden_size, y.dtype
     if spec.bias:
         b_hh = weights["bias_hh"]
         bias = weights["bias_ih"].copy()
@@ -170,11 +173,12 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     return state_n, dict(x=x, lengths=lengths, reverse=reverse, hs=hs, gates=gates, q=q_tape)
 
 
-def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx):
+def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None,
+             error_norms=None):
     """Backward of :func:`forward`; see :func:`fastrnn.kernels.cpu.lstm.backward`."""
     x, gates, hs, reverse = tape["x"], tape["gates"], tape["hs"], tape["reverse"]
     steps, batch, _ = x.shape
-    hidden, dtype = spec.hidden_size, x.dtype
+    hidden, dtype = spec.hidden_size, gates.dtype
     d_ih = scratch("d_ih", gates.shape, dtype)
     d_hh = (scratch("d_hh", gates.shape, dtype) if spec.reset_after
             else np.empty((0, batch, 3 * hidden), dtype))
@@ -182,7 +186,7 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx):
     w_rec, whn = _recurrent_weights(spec, weights)
     _backward_scan(dy, col0, dstate_n[0], transposed(w_rec),
                    transposed(whn), tape["lengths"], reverse, spec.reset_after,
-                   hs, gates, tape["q"], d_ih, d_hh, dh0)
+                   hs, gates, tape["q"], d_ih, d_hh, dh0, *error_guard(error_clip, error_norms))
     accumulate_input_grads(d_ih, x, weights["weight_ih"], grads["weight_ih"], dx)
     grad_hh = grads["weight_hh"]
     h_before = entering_states(hs, reverse)

@@ -12,8 +12,9 @@ what lets LLVM vectorise the pointwise loops.
 import numpy as np
 
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
-from ._common import (_rows, accumulate_input_grads, accumulate_outer, add_into, column_sums,
-                      entering_states, final_slot, input_projection, recurrent_preactivation,
+from ._common import (_rows, accumulate_input_grads, accumulate_outer, accumulate_token_grads,
+                      add_into, column_sums, entering_states, error_guard, final_slot,
+                      guard_step_error, is_tokens, input_projection, recurrent_preactivation,
                       recurrent_product, scratch, state_buffer, step_slots, tape_length,
                       transposed)
 from ._gemm import SPLIT, split_dot_add, split_outer_add, split_project
@@ -106,7 +107,7 @@ def _forward_scan(xproj, whh, whr, peep, lengths, reverse, keep, coupled, y, col
 
 @scan_jit
 def _backward_scan(dy, col0, dh_n, dc_n, whh_t, whr_t, lengths, reverse, coupled, peep, cs, gates,
-                   d_pre, dh_tape, dh0, dc0):
+                   d_pre, dh_tape, dh0, dc0, clip, norms):
     steps, batch, _ = d_pre.shape
     hidden = dc_n.shape[1]
     out = dh_n.shape[1]
@@ -129,6 +130,8 @@ def _backward_scan(dy, col0, dh_n, dc_n, whh_t, whr_t, lengths, reverse, coupled
                 add_into(dh[b], dy[t, b, col0:col0 + out], dh_total[b])
             else:
                 dh_total[b] = 0.0
+        if clip > 0.0 or norms.shape[0] > 0:
+            guard_step_error(dh_total, t, lengths, clip, norms)
         if project:
             dh_tape[t] = dh_total
             recurrent_product(dh_total, whr_t, dm_t, dm)
@@ -188,7 +191,7 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     tape : dict or None
     """
     steps, batch, _ = x.shape
-    hidden, dtype = spec.hidden_size, x.dtype
+    hidden, dtype = spec.hidden_size, y.dtype
     bias = weights["bias_ih"] + weights["bias_hh"] if spec.bias else None
     project = spec.proj_size > 0
     slots = tape_length(steps, keep_tape)
@@ -223,7 +226,8 @@ def _threaded(spec, batch):
     return spec.proj_size == 0 and use_parallel_scan(batch * gate_rows * spec.hidden_size, batch)
 
 
-def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx):
+def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None,
+             error_norms=None):
     """Backward of :func:`forward`; accumulates into ``grads`` and ``dx``.
 
     Parameters
@@ -240,6 +244,12 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx):
         ``(dh_n, dc_n)``.
     dx : ndarray, shape (T, B, I), C-contiguous
         Input gradient, added to.
+    error_clip : float or None
+        Per-step error clipping: the gradient reaching ``h_t`` of each sequence
+        is scaled to 2-norm ``error_clip`` wherever it is longer, at every step.
+    error_norms : ndarray of float64, shape (T, B), or None
+        Receives the 2-norm of the gradient reaching ``h_t`` (before clipping)
+        of every valid step of every sequence.
 
     Returns
     -------
@@ -248,18 +258,19 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx):
     """
     x, gates, cs, reverse = tape["x"], tape["gates"], tape["cs"], tape["reverse"]
     steps, batch, _ = x.shape
-    hidden, out, dtype = spec.hidden_size, spec.output_size, x.dtype
+    hidden, out, dtype = spec.hidden_size, spec.output_size, gates.dtype
     project = spec.proj_size > 0
     d_pre = scratch("d_pre", gates.shape, dtype)
     dh0 = np.empty((batch, out), dtype)
     dc0 = np.empty((batch, hidden), dtype)
     peep = _peephole_rows(spec, weights, dtype)
     whh_t = transposed(weights["weight_hh"])
+    guard = error_guard(error_clip, error_norms)
     if _threaded(spec, batch):
         with single_blas_thread():
             lstm_threaded.backward_scan(dy, col0, dstate_n[0], dstate_n[1], whh_t, tape["lengths"],
                                         reverse, spec.coupled, peep, cs, gates, d_pre, dh0, dc0,
-                                        unit_chunk(hidden))
+                                        unit_chunk(hidden), *guard)
             _split_weight_grads(weights, grads, d_pre, x, entering_states(tape["hs"], reverse),
                                 dx)
     else:
@@ -267,7 +278,7 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx):
         whr_t = (transposed(weights["weight_hr"]) if project
                  else np.empty((0, 0), dtype))
         _backward_scan(dy, col0, dstate_n[0], dstate_n[1], whh_t, whr_t, tape["lengths"],
-                       reverse, spec.coupled, peep, cs, gates, d_pre, dh_tape, dh0, dc0)
+                       reverse, spec.coupled, peep, cs, gates, d_pre, dh_tape, dh0, dc0, *guard)
         accumulate_input_grads(d_pre, x, weights["weight_ih"], grads["weight_ih"], dx)
         accumulate_outer(grads["weight_hh"], d_pre, entering_states(tape["hs"], reverse))
         if project:
@@ -284,9 +295,16 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx):
 def _split_weight_grads(weights, grads, d_pre, x, h_entering, dx):
     """The weight and input gradients of :func:`backward`, as parallel row-split GEMMs."""
     d_rows = _rows(d_pre)
-    for grad, inputs in ((grads["weight_ih"], x), (grads["weight_hh"], h_entering)):
+    pairs = [(grads["weight_hh"], h_entering)]
+    if is_tokens(x):
+        accumulate_token_grads(grads["weight_ih"], d_pre, x)
+    else:
+        pairs.append((grads["weight_ih"], x))
+    for grad, inputs in pairs:
         split_outer_add(grad, d_rows, _rows(inputs), scratch("partials", (SPLIT,) + grad.shape,
                                                              grad.dtype))
+    if is_tokens(x):
+        return
     dx_rows = _rows(dx)
     split_dot_add(dx_rows, d_rows, weights["weight_ih"],
                   scratch("product", dx_rows.shape, dx.dtype))

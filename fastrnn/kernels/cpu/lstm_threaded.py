@@ -18,7 +18,7 @@ import numpy as np
 from numba import prange
 
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
-from ._common import step_slots
+from ._common import guarded_output_grad, step_slots
 from ._gemm import dot_rows
 from ._jit import par_jit, point_jit, row_jit
 
@@ -106,9 +106,10 @@ def forward_scan(xproj, whh, peep, lengths, reverse, keep, coupled, y, col0, hs,
 
 @par_jit
 def backward_scan(dy, col0, dh_n, dc_n, whh_t, lengths, reverse, coupled, peep, cs, gates, d_pre,
-                  dh0, dc0, chunk):
+                  dh0, dc0, chunk, clip, norms):
     """Backward scan of one direction; arguments as :func:`.lstm._backward_scan`
-    (no projection) plus ``chunk``. ``whh_t`` is ``W_hh`` transposed, (H, G)."""
+    (no projection) plus ``chunk``. ``whh_t`` is ``W_hh`` transposed, (H, G);
+    ``clip`` and ``norms`` the error guard (:func:`~._common.guarded_output_grad`)."""
     steps, batch, width = d_pre.shape
     hidden = dc_n.shape[1]
     first = 0 if coupled else 1
@@ -120,8 +121,10 @@ def backward_scan(dy, col0, dh_n, dc_n, whh_t, lengths, reverse, coupled, peep, 
     shortest = lengths.min()
     dc_next = dc_n.copy()
     dc_prev = np.empty_like(dc_next)
+    zeros = np.zeros((batch, dy.shape[2]), d_pre.dtype)
     for s in range(steps):
         t, before, after = step_slots(steps - 1 - s, steps, reverse, True)
+        dy_t = guarded_output_grad(dh, dy, t, col0, lengths, clip, norms, zeros)
         for block in prange(n_chunks):
             j0 = block * chunk
             j1 = min(hidden, j0 + chunk)
@@ -139,7 +142,7 @@ def backward_scan(dy, col0, dh_n, dc_n, whh_t, lengths, reverse, coupled, peep, 
                     dc_prev[b, j0:j1] = dc_next[b, j0:j1]
                     continue
                 g = gates[t, b]
-                _backward_units(dh[b, j0:j1], dy[t, b, col0 + j0:col0 + j1], dc_next[b, j0:j1],
+                _backward_units(dh[b, j0:j1], dy_t[b, col0 + j0:col0 + j1], dc_next[b, j0:j1],
                                 g[xi:xi + n], g[xf:xf + n], g[xg:xg + n], g[xo:xo + n],
                                 cs[before, b, j0:j1], cs[after, b, j0:j1], p_i[j0:j1],
                                 p_f[j0:j1], p_o[j0:j1], coupled, one, d[xi:xi + n],

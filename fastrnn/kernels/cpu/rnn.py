@@ -8,8 +8,8 @@ import numpy as np
 
 from ...cells.rnn import RELU, TANH, rnn_backward_point, rnn_forward_point
 from ._common import (accumulate_input_grads, accumulate_outer, column_sums, entering_states,
-                      final_slot, input_projection, recurrent_product, scratch, state_buffer,
-                      step_slots, transposed)
+                      error_guard, final_slot, guarded_output_grad, input_projection,
+                      recurrent_product, scratch, state_buffer, step_slots, transposed)
 from ._jit import point_jit, scan_jit
 
 _forward_point = point_jit(rnn_forward_point)
@@ -38,19 +38,22 @@ def _forward_scan(xproj, whh, lengths, reverse, keep, nonlinearity, y, col0, hs)
 
 
 @scan_jit
-def _backward_scan(dy, col0, dh_n, whh_t, lengths, reverse, nonlinearity, hs, d_pre, dh0):
+def _backward_scan(dy, col0, dh_n, whh_t, lengths, reverse, nonlinearity, hs, d_pre, dh0, clip,
+                   norms):
     steps, batch, hidden = d_pre.shape
     one = np.ones(1, d_pre.dtype)[0]
     dh = dh_n.copy()
     dh_rec = np.empty((batch, hidden), d_pre.dtype)
     dh_rec_t = np.empty((hidden, batch), d_pre.dtype)
+    zeros = np.zeros((batch, dy.shape[2]), d_pre.dtype)
     for s in range(steps):
         t, _, after = step_slots(steps - 1 - s, steps, reverse, True)
+        dy_t = guarded_output_grad(dh, dy, t, col0, lengths, clip, norms, zeros)
         for b in range(batch):
             if t >= lengths[b]:
                 d_pre[t, b] = 0.0
                 continue
-            d_row, h_row, dh_row, dy_row = d_pre[t, b], hs[after, b], dh[b], dy[t, b, col0:]
+            d_row, h_row, dh_row, dy_row = d_pre[t, b], hs[after, b], dh[b], dy_t[b, col0:]
             for j in range(hidden):
                 d_row[j] = _backward_point(dh_row[j] + dy_row[j], h_row[j], nonlinearity, one)
         recurrent_product(d_pre[t], whh_t, dh_rec_t, dh_rec)
@@ -77,15 +80,17 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     return state_n, dict(x=x, lengths=lengths, reverse=reverse, hs=hs)
 
 
-def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx):
+def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None,
+             error_norms=None):
     """Backward of :func:`forward`; see :func:`fastrnn.kernels.cpu.lstm.backward`."""
     x, hs, reverse = tape["x"], tape["hs"], tape["reverse"]
     steps, batch, _ = x.shape
-    d_pre = scratch("d_pre", (steps, batch, spec.hidden_size), x.dtype)
-    dh0 = np.empty((batch, spec.hidden_size), x.dtype)
+    d_pre = scratch("d_pre", (steps, batch, spec.hidden_size), hs.dtype)
+    dh0 = np.empty((batch, spec.hidden_size), hs.dtype)
     _backward_scan(dy, col0, dstate_n[0], transposed(weights["weight_hh"]),
                    tape["lengths"], reverse,
-                   _NONLINEARITY_CODES[spec.nonlinearity], hs, d_pre, dh0)
+                   _NONLINEARITY_CODES[spec.nonlinearity], hs, d_pre, dh0,
+                   *error_guard(error_clip, error_norms))
     accumulate_input_grads(d_pre, x, weights["weight_ih"], grads["weight_ih"], dx)
     accumulate_outer(grads["weight_hh"], d_pre, entering_states(hs, reverse))
     if spec.bias:
