@@ -5,9 +5,9 @@ are cached on disk) the first time a layer runs.
 """
 
 from ._version import __version__
-from . import losses, training
+from . import data, losses, training
 from .nn import (GRU, LSTM, RNN, Dropout, Embedding, GRUCell, Linear, LSTMCell, RNNCell,
                  Sequential)
 
 __all__ = ["__version__", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Linear",
-           "Embedding", "Dropout", "Sequential", "losses", "training"]
+           "Embedding", "Dropout", "Sequential", "data", "losses", "training"]

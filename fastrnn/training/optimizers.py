@@ -171,7 +171,9 @@ def _real(name, value, low=0.0, high=None, high_open=False):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {describe(value)}")
     value = float(value)
-    if high is None:
+    if high is None and low == -np.inf:
+        ok, expected = value == value, "(not NaN)"
+    elif high is None:
         ok, expected = value >= low, f">= {low:g}"
     elif high_open:
         ok, expected = low <= value < high, f"in [{low:g}, {high:g})"
@@ -316,6 +318,7 @@ class Optimizer:
             array. Arrays can go into an ``.npz`` and the rest into JSON;
             :meth:`load_state_dict` takes the union back.
         """
+        self._check()   # hyperparameters as plain floats and bools, and valid
         out = {"type": type(self).__name__, "dtype": self.dtype.name, "size": self.size,
                "step_count": self.step_count}
         out.update(self._hyper_values())
@@ -346,8 +349,8 @@ class Optimizer:
             raise TypeError(f"state must be a dict (from state_dict()), got {describe(state)}")
         kind = _scalar(state.get("type"))
         if kind != type(self).__name__:
-            raise ValueError(f"state must be the state of a {type(self).__name__} optimizer, "
-                             f"got the state of {kind!r}")
+            raise ValueError(f"state must be the state of an optimizer of type "
+                             f"{type(self).__name__!r}, got one of type {kind!r}")
         scalars = ("type", "dtype", "size", "step_count") + tuple(self._hyper_values())
         missing = [key for key in scalars + self._arrays[:self._required] if key not in state]
         if missing:
@@ -560,9 +563,13 @@ class Adam(Optimizer):
         self.maximize = check_bool("maximize", self.maximize)
 
     def _hyper_values(self):
-        values = super()._hyper_values()
-        beta1, beta2 = values.pop("betas")
-        return {"beta1": beta1, "beta2": beta2, **values}
+        values = {}
+        for name, value in super()._hyper_values().items():
+            if name == "betas":
+                values["beta1"], values["beta2"] = value
+            else:
+                values[name] = value
+        return values
 
     def _set_hyper(self, values):
         values = dict(values)
