@@ -39,6 +39,18 @@ def _positive(name, value, allow_inf=False):
     return float(value)
 
 
+def _power_sum(array, norm_type, block=1 << 16):
+    """``sum(|array| ** norm_type)`` accumulated in float64, a block at a time (the
+    float64 copies stay in cache; the 2-norm is a dot product)."""
+    flat = array.reshape(-1)
+    total = 0.0
+    for start in range(0, flat.size, block):
+        part = flat[start:start + block].astype(np.float64)
+        total += float(part @ part) if norm_type == 2.0 else float(
+            np.sum(np.abs(part) ** norm_type))
+    return total
+
+
 def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False):
     """Scale gradients in place so that their global ``norm_type``-norm is at most ``max_norm``.
 
@@ -66,8 +78,7 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False):
     if math.isinf(norm_type):
         total = max((float(np.max(np.abs(a))) for a in arrays if a.size), default=0.0)
     else:
-        total = sum(float(np.sum(np.abs(a.astype(np.float64)) ** norm_type)) for a in arrays)
-        total = total ** (1.0 / norm_type)
+        total = sum(_power_sum(a, norm_type) for a in arrays) ** (1.0 / norm_type)
     if not math.isfinite(total):
         if error_if_nonfinite:
             raise FloatingPointError(f"the total {norm_type}-norm of the gradients is {total}; "
