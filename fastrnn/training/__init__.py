@@ -9,12 +9,14 @@ import importlib
 
 from .bptt import TruncatedBPTT
 from .clip import clip_grad_norm, clip_grad_value
+from .lipschitz import SpectralBudget, lipschitz_bound, project_spectral
 
 _LAZY = {"optimizers": None, "Optimizer": "optimizers", "SGD": "optimizers",
          "Adam": "optimizers", "AdamW": "optimizers", "RMSprop": "optimizers",
          "Adadelta": "optimizers", "Adagrad": "optimizers"}
 
-__all__ = ["TruncatedBPTT", "clip_grad_norm", "clip_grad_value", *_LAZY]
+__all__ = ["TruncatedBPTT", "clip_grad_norm", "clip_grad_value", "project_spectral",
+           "SpectralBudget", "lipschitz_bound", *_LAZY]
 
 
 def __getattr__(name):
