@@ -254,3 +254,33 @@ def test_layer_guard_arguments_are_checked():
         layer.backward(tape, None, error_norms=np.zeros((1, 4, 1), np.float32))
     with pytest.raises(ValueError, match=r"error_norms must have shape \(1, 4, 1\)"):
         layer.backward(tape, None, error_norms=np.zeros((1, 4, 2)))
+
+
+def test_windows_that_score_nothing_skip_the_backward():
+    """A loss that scores only the last step: earlier windows have zero gradients, and
+    the last window's gradient is that of the whole span."""
+    model = _model(fr.GRU, layers=1)
+    x, targets = _data(steps=12)
+
+    def last_step_only(y, target):
+        dy = np.zeros_like(y)
+        if len(y) == 4 and np.array_equal(target, targets[8:]):
+            loss, dy[-1] = fr.losses.mse(y[-1], target[-1])
+            return loss, dy
+        return 0.0, dy
+
+    calls = []
+    real_backward = model.backward
+    model.backward = lambda *args, **kw: (calls.append(1), real_backward(*args, **kw))[1]
+    grads = []
+    TruncatedBPTT(model, last_step_only, 4, 12).run(
+        x, targets, on_window=lambda i, loss: grads.append(model.flat_grads.copy()))
+    del model.backward
+    assert not grads[0].any() and not grads[1].any()
+    assert len(calls) == 3          # the last window's three chunks only
+    y, _, tape = model.forward(x)
+    dy = np.zeros_like(y)
+    dy[-1] = fr.losses.mse(y[-1], targets[-1])[1]
+    model.zero_grad()
+    model.backward(tape, dy)
+    assert_close(grads[2], model.flat_grads, 1e-12, "last window")

@@ -134,3 +134,30 @@ def test_single_blas_thread_restores_the_thread_count():
             assert library.get_num_threads() == 1
         assert library.get_num_threads() == 1
     assert library.get_num_threads() == before
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-14), (np.float32, 2e-6)])
+def test_a_read_out_after_a_threaded_scan_runs_on_the_same_threads(threaded, monkeypatch, dtype,
+                                                                  tol):
+    """Sequential(LSTM, Linear): after a threaded LSTM the Linear's GEMMs are split on
+    numba's threads too, with the same results (up to the order of the sums)."""
+    from fastrnn.kernels.cpu import dense
+    split_calls = []
+    real = dense.split_project
+    monkeypatch.setattr(dense, "split_project",
+                        lambda *args: (split_calls.append(1), real(*args))[1])
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 9, (6, 3))
+    dy = rng.standard_normal((6, 3, 9)).astype(dtype)
+    results = []
+    for pool_followed in (True, False):
+        model = fr.Sequential([fr.LSTM(9, 8, dtype=dtype, seed=0),
+                               fr.Linear(8, 9, dtype=dtype, seed=1)])
+        if not pool_followed:
+            monkeypatch.setattr(dense, "_threaded", lambda rows, weight: False)
+        logits, _, tape = model.forward(tokens)
+        model.backward(tape, dy)
+        results.append((logits, model.flat_grads.copy()))
+    assert split_calls, "the read-out did not run on numba's threads"
+    assert_close(results[0][0], results[1][0], tol, "logits")
+    assert_close(results[0][1], results[1][1], tol, "gradients")

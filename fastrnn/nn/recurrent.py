@@ -237,7 +237,9 @@ class RecurrentLayer(HasParameters):
             step, the gradient reaching ``h_t`` of each sequence (from the
             output and from step ``t + 1``) is scaled down to 2-norm
             ``error_clip`` wherever it is longer, before it flows on. Bounds
-            exploding error flow where it starts, not only globally.
+            exploding error flow where it starts, not only globally. It acts
+            on the gradient of the loss as given: a loss averaged over the
+            batch has per-sequence errors ``1/B`` as large.
         error_norms : ndarray of float64, shape (num_layers * D, T, B), or None
             Filled with the 2-norm of that gradient (before clipping) at every
             step of every sequence, per layer and direction (torch's order);

@@ -163,7 +163,9 @@ class TruncatedBPTT:
         on_window : callable, optional
             ``on_window(i, loss)``, called after window ``i``'s backward with
             the gradients of that window in the model's ``flat_grads``
-            (zeroed before each window).
+            (zeroed before each window). A window whose ``dy`` is all zero (a
+            loss that scores nothing in it) skips the backward pass: its
+            gradients are zero.
 
         Returns
         -------
@@ -224,6 +226,9 @@ class TruncatedBPTT:
             raise ValueError(f"loss_fn must return dy of the output's shape {y_window.shape}, "
                              f"got {dy_window.shape} (window {index})")
         self.model.zero_grad()
+        if not self.record_error_norms and not dy_window.any():
+            self.window = (start, scored, end)  # nothing to backpropagate: the gradient is 0
+            return float(loss)
         span = [chunk for chunk in chunks if chunk[0] >= start]
         recorded = []  # per chunk, latest first: one norms array per recurrent layer
         dstate = None

@@ -49,6 +49,27 @@ def parallel_layer_available():
     return False
 
 
+_recent = threading.local()
+
+
+def note_scan_pool(threaded):
+    """Record which pool the latest recurrent scan of this thread ran on."""
+    _recent.numba = threaded
+
+
+def follow_scan_pool(work, rows):
+    """Whether a dense product runs on numba's threads: when it is large enough and
+    the latest recurrent scan did too.
+
+    A dense layer next to a recurrent one (a read-out, a projection) then uses
+    the same pool as its neighbour. Mixing them costs: BLAS's workers spinning
+    beside numba's threads made a char-LM step 3-5x slower (LSTM on numba's
+    threads with a multi-threaded BLAS read-out, or a GRU on BLAS threads with
+    a numba-threaded read-out).
+    """
+    return getattr(_recent, "numba", False) and use_parallel_scan(work, rows)
+
+
 def use_parallel_scan(work_per_step, batch):
     """Whether a scan with this many multiply-adds per step runs on numba's threads."""
     return (config.PARALLEL and work_per_step >= config.PARALLEL_MIN_WORK

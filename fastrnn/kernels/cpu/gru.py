@@ -15,6 +15,7 @@ from ._common import (accumulate_input_grads, accumulate_outer, column_sums, ent
                       recurrent_product, scratch, state_buffer, step_slots, tape_length,
                       transposed)
 from ._jit import point_jit, scan_jit
+from ._threads import note_scan_pool
 
 _gates_point = point_jit(gru_gates_point)
 _output_point = point_jit(gru_output_point)
@@ -150,6 +151,7 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
 
     ``state0`` and the returned state are the 1-tuple ``(h,)``.
     """
+    note_scan_pool(False)
     steps, batch, _ = x.shape
     hidden, dtype = spec.hidden_size, y.dtype
     if spec.bias:
@@ -176,6 +178,7 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
 def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None,
              error_norms=None):
     """Backward of :func:`forward`; see :func:`fastrnn.kernels.cpu.lstm.backward`."""
+    note_scan_pool(False)
     x, gates, hs, reverse = tape["x"], tape["gates"], tape["hs"], tape["reverse"]
     steps, batch, _ = x.shape
     hidden, dtype = spec.hidden_size, gates.dtype

@@ -19,7 +19,7 @@ from ._common import (_rows, accumulate_input_grads, accumulate_outer, accumulat
                       transposed)
 from ._gemm import SPLIT, split_dot_add, split_outer_add, split_project
 from ._jit import point_jit, row_jit, scan_jit
-from ._threads import single_blas_thread, unit_chunk, use_parallel_scan
+from ._threads import note_scan_pool, single_blas_thread, unit_chunk, use_parallel_scan
 from . import lstm_threaded
 
 _forward_point = point_jit(lstm_forward_point)
@@ -223,7 +223,10 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
 def _threaded(spec, batch):
     """Whether this layer's scans run on numba's threads (:mod:`.lstm_threaded`)."""
     gate_rows = (3 if spec.coupled else 4) * spec.hidden_size
-    return spec.proj_size == 0 and use_parallel_scan(batch * gate_rows * spec.hidden_size, batch)
+    threaded = spec.proj_size == 0 and use_parallel_scan(batch * gate_rows * spec.hidden_size,
+                                                         batch)
+    note_scan_pool(threaded)
+    return threaded
 
 
 def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None,

@@ -11,6 +11,7 @@ from ._common import (accumulate_input_grads, accumulate_outer, column_sums, ent
                       error_guard, final_slot, guarded_output_grad, input_projection,
                       recurrent_product, scratch, state_buffer, step_slots, transposed)
 from ._jit import point_jit, scan_jit
+from ._threads import note_scan_pool
 
 _forward_point = point_jit(rnn_forward_point)
 _backward_point = point_jit(rnn_backward_point)
@@ -68,6 +69,7 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
 
     ``state0`` and the returned state are the 1-tuple ``(h,)``.
     """
+    note_scan_pool(False)
     steps = x.shape[0]
     bias = weights["bias_ih"] + weights["bias_hh"] if spec.bias else None
     xproj = input_projection(x, weights["weight_ih"], bias)
@@ -83,6 +85,7 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
 def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None,
              error_norms=None):
     """Backward of :func:`forward`; see :func:`fastrnn.kernels.cpu.lstm.backward`."""
+    note_scan_pool(False)
     x, hs, reverse = tape["x"], tape["hs"], tape["reverse"]
     steps, batch, _ = x.shape
     d_pre = scratch("d_pre", (steps, batch, spec.hidden_size), hs.dtype)
