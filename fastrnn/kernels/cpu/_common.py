@@ -8,6 +8,7 @@ alternating between NumPy's and SciPy's OpenBLAS pools on a small machine
 makes each wait for the other's spinning threads (measured 2x per GEMM here).
 """
 
+import functools
 import threading
 
 import numpy as np
@@ -67,14 +68,56 @@ def is_tokens(x):
 
 
 @scan_jit
+def _token_table(weight_ih, bias, table):
+    gates, vocab = weight_ih.shape
+    has_bias = bias.shape[0] > 0
+    for g in range(gates):
+        for v in range(vocab):
+            table[v, g] = weight_ih[g, v] + bias[g] if has_bias else weight_ih[g, v]
+
+
+def token_table(weight_ih, bias):
+    """``W_ih^T + bias`` (V, G): row ``v`` is the input projection of token ``v``."""
+    table = np.empty(weight_ih.shape[::-1], weight_ih.dtype)
+    _token_table(weight_ih, np.empty(0, weight_ih.dtype) if bias is None else bias, table)
+    return table
+
+
+@functools.lru_cache(maxsize=64)
+def row_index(steps, batch):
+    """``arange(steps * batch).reshape(steps, batch)``: the rows of a (T*B, G) array."""
+    index = np.arange(steps * batch, dtype=np.int64).reshape(steps, batch)
+    index.flags.writeable = False
+    return index
+
+
+@scan_jit
+def _gather_rows(ids, table, out):
+    for r in range(ids.shape[0]):
+        row, source = out[r], table[ids[r]]
+        for g in range(row.shape[0]):
+            row[g] = source[g]
+
+
+@scan_jit
 def _gather_columns(ids, weight_ih, bias, out):
-    """``out[r] = weight_ih[:, ids[r]] + bias``: the input projection of one-hot rows."""
+    """``out[r] = weight_ih[:, ids[r]] + bias``, read from the columns in place."""
     gates = weight_ih.shape[0]
     has_bias = bias.shape[0] > 0
     for r in range(ids.shape[0]):
         column = ids[r]
         for g in range(gates):
             out[r, g] = weight_ih[g, column] + bias[g] if has_bias else weight_ih[g, column]
+
+
+def _gather_projection(ids, weight_ih, bias, out):
+    """The input projection of one-hot rows: through :func:`token_table` (contiguous
+    row copies) when the vocabulary is smaller than the number of rows, else
+    straight from the columns of ``weight_ih``."""
+    if weight_ih.shape[1] <= ids.shape[0]:
+        _gather_rows(ids, token_table(weight_ih, bias), out)
+    else:
+        _gather_columns(ids, weight_ih, bias, out)
 
 
 @scan_jit
@@ -119,7 +162,7 @@ def input_projection(x, weight_ih, bias, kernel=None):
     if bias is None:
         bias = np.empty(0, weight_ih.dtype)
     if is_tokens(x):
-        _gather_columns(x.reshape(-1), weight_ih, bias, out)
+        _gather_projection(x.reshape(-1), weight_ih, bias, out)
     else:
         (kernel or _project)(x.reshape(steps * batch, features), weight_ih, bias, out)
     return out.reshape(steps, batch, -1)
@@ -149,18 +192,33 @@ def accumulate_input_grads(d_pre, x, weight_ih, grad_weight_ih, dx):
     x : ndarray, shape (T, B, I), or token ids (T, B, 1)
     weight_ih, grad_weight_ih : ndarray, shape (G, I)
     dx : ndarray, shape (T, B, I), C-contiguous, updated in place (ignored for tokens)
+
+    Returns
+    -------
+    ndarray of shape (V, G) or None
+        For tokens, the sums of ``d_pre`` per token (see :func:`bias_gradient`).
     """
     if is_tokens(x):
-        accumulate_token_grads(grad_weight_ih, d_pre, x)
-        return
+        return accumulate_token_grads(grad_weight_ih, d_pre, x)
     accumulate_outer(grad_weight_ih, d_pre, x)
     _add_product(_rows(dx), _rows(d_pre), weight_ih)
+    return None
 
 
 def accumulate_token_grads(grad_weight_ih, d_pre, tokens):
-    """``grad_weight_ih[:, v] += sum of d_pre over the steps whose token is v``."""
+    """``grad_weight_ih[:, v] += sum of d_pre over the steps whose token is v``.
+
+    Returns those sums, (V, G): their column sums are the bias gradient.
+    """
     columns = scratch("token_columns", grad_weight_ih.shape[::-1], grad_weight_ih.dtype)
     _scatter_columns(tokens.reshape(-1), _rows(d_pre), grad_weight_ih, columns)
+    return columns
+
+
+def bias_gradient(d_pre, token_sums=None):
+    """The bias gradient, ``d_pre`` summed over time and batch; from the (V, G) sums
+    per token when the input was tokens (a pass over V rows instead of T * B)."""
+    return column_sums(d_pre) if token_sums is None else token_sums.sum(axis=0)
 
 
 @scan_jit

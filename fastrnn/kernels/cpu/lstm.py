@@ -13,8 +13,8 @@ import numpy as np
 
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
 from ._common import (_rows, accumulate_input_grads, accumulate_outer, accumulate_token_grads,
-                      add_into, column_sums, entering_states, error_guard, final_slot,
-                      guard_step_error, is_tokens, input_projection, recurrent_preactivation,
+                      add_into, bias_gradient, entering_states, error_guard, final_slot,
+                      guard_step_error, input_projection, is_tokens, row_index, token_table, recurrent_preactivation,
                       recurrent_product, scratch, state_buffer, step_slots, tape_length,
                       transposed)
 from ._gemm import SPLIT, split_dot_add, split_outer_add, split_project
@@ -201,9 +201,13 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     gates = np.empty((slots, batch, weights["weight_ih"].shape[0]), dtype)
     if _threaded(spec, batch):
         with single_blas_thread():
-            xproj = input_projection(x, weights["weight_ih"], bias, split_project)
-            lstm_threaded.forward_scan(xproj, weights["weight_hh"], peep, lengths, reverse,
-                                       keep_tape, spec.coupled, y, col0, hs, cs, gates,
+            if is_tokens(x):
+                xtable, xindex = token_table(weights["weight_ih"], bias), x.reshape(steps, batch)
+            else:
+                xproj = input_projection(x, weights["weight_ih"], bias, split_project)
+                xtable, xindex = xproj.reshape(steps * batch, -1), row_index(steps, batch)
+            lstm_threaded.forward_scan(xtable, xindex, weights["weight_hh"], peep, lengths,
+                                       reverse, keep_tape, spec.coupled, y, col0, hs, cs, gates,
                                        unit_chunk(hidden))
         m_tape = None
     else:
@@ -267,27 +271,29 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
     dh0 = np.empty((batch, out), dtype)
     dc0 = np.empty((batch, hidden), dtype)
     peep = _peephole_rows(spec, weights, dtype)
-    whh_t = transposed(weights["weight_hh"])
     guard = error_guard(error_clip, error_norms)
     if _threaded(spec, batch):
         with single_blas_thread():
-            lstm_threaded.backward_scan(dy, col0, dstate_n[0], dstate_n[1], whh_t, tape["lengths"],
+            lstm_threaded.backward_scan(dy, col0, dstate_n[0], dstate_n[1], weights["weight_hh"],
+                                        tape["lengths"],
                                         reverse, spec.coupled, peep, cs, gates, d_pre, dh0, dc0,
                                         unit_chunk(hidden), *guard)
-            _split_weight_grads(weights, grads, d_pre, x, entering_states(tape["hs"], reverse),
-                                dx)
+            token_sums = _split_weight_grads(weights, grads, d_pre, x,
+                                             entering_states(tape["hs"], reverse), dx)
     else:
+        whh_t = transposed(weights["weight_hh"])
         dh_tape = scratch("dh_tape", (steps if project else 1, batch, out), dtype)
         whr_t = (transposed(weights["weight_hr"]) if project
                  else np.empty((0, 0), dtype))
         _backward_scan(dy, col0, dstate_n[0], dstate_n[1], whh_t, whr_t, tape["lengths"],
                        reverse, spec.coupled, peep, cs, gates, d_pre, dh_tape, dh0, dc0, *guard)
-        accumulate_input_grads(d_pre, x, weights["weight_ih"], grads["weight_ih"], dx)
+        token_sums = accumulate_input_grads(d_pre, x, weights["weight_ih"], grads["weight_ih"],
+                                            dx)
         accumulate_outer(grads["weight_hh"], d_pre, entering_states(tape["hs"], reverse))
         if project:
             accumulate_outer(grads["weight_hr"], dh_tape, tape["m"])
     if spec.bias:
-        bias_grad = column_sums(d_pre)
+        bias_grad = bias_gradient(d_pre, token_sums)
         grads["bias_ih"] += bias_grad
         grads["bias_hh"] += bias_grad
     if spec.peephole:
@@ -296,21 +302,25 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
 
 
 def _split_weight_grads(weights, grads, d_pre, x, h_entering, dx):
-    """The weight and input gradients of :func:`backward`, as parallel row-split GEMMs."""
+    """The weight and input gradients of :func:`backward`, as parallel row-split GEMMs.
+
+    Returns the per-token sums of ``d_pre`` for token input, else None.
+    """
     d_rows = _rows(d_pre)
     pairs = [(grads["weight_hh"], h_entering)]
+    token_sums = None
     if is_tokens(x):
-        accumulate_token_grads(grads["weight_ih"], d_pre, x)
+        token_sums = accumulate_token_grads(grads["weight_ih"], d_pre, x)
     else:
         pairs.append((grads["weight_ih"], x))
     for grad, inputs in pairs:
         split_outer_add(grad, d_rows, _rows(inputs), scratch("partials", (SPLIT,) + grad.shape,
                                                              grad.dtype))
-    if is_tokens(x):
-        return
-    dx_rows = _rows(dx)
-    split_dot_add(dx_rows, d_rows, weights["weight_ih"],
-                  scratch("product", dx_rows.shape, dx.dtype))
+    if token_sums is None:
+        dx_rows = _rows(dx)
+        split_dot_add(dx_rows, d_rows, weights["weight_ih"],
+                      scratch("product", dx_rows.shape, dx.dtype))
+    return token_sums
 
 
 def _peephole_grads(spec, d_pre, cs, reverse):

@@ -63,18 +63,25 @@ def _backward_units(dh, dy, dc_next, g_i, g_f, g_g, g_o, c_before, c_after, w_i,
 
 
 @par_jit
-def forward_scan(xproj, whh, peep, lengths, reverse, keep, coupled, y, col0, hs, cs, gates,
-                 chunk):
+def forward_scan(xtable, xindex, whh, peep, lengths, reverse, keep, coupled, y, col0, hs, cs,
+                 gates, chunk):
     """Forward scan of one direction; arguments as :func:`.lstm._forward_scan`
-    (no projection) plus ``chunk``, the hidden units of each thread's block."""
-    steps, batch, width = xproj.shape
+    (no projection) plus ``chunk``, the hidden units of each thread's block.
+
+    The input pre-activations of step ``t``, sequence ``b`` are the row
+    ``xtable[xindex[t, b]]``: the input projection's rows (``xindex`` counting
+    them) or, for token input, ``W_ih^T + bias`` (V, G) indexed by the tokens,
+    so one-hot input is never projected into a (T, B, G) array at all.
+    """
+    steps, batch = xindex.shape
+    width = xtable.shape[1]
     hidden = cs.shape[2]
     n_gates = width // hidden
     first = 0 if coupled else 1  # gate index of f in the rows of W
     n_chunks = (hidden + chunk - 1) // chunk
-    one = np.ones(1, xproj.dtype)[0]
+    one = np.ones(1, xtable.dtype)[0]
     p_i, p_f, p_o = peep[0], peep[1], peep[2]
-    recurrent = np.empty((n_chunks, batch, n_gates * chunk), xproj.dtype)
+    recurrent = np.empty((n_chunks, batch, n_gates * chunk), xtable.dtype)
     for s in range(steps):
         t, before, after = step_slots(s, steps, reverse, keep)
         k = t if keep else 0
@@ -95,7 +102,7 @@ def forward_scan(xproj, whh, peep, lengths, reverse, keep, coupled, y, col0, hs,
                     c_next[b, j0:j1] = c_prev[b, j0:j1]
                     h_next[b, j0:j1] = h_prev[b, j0:j1]
                     continue
-                r, x, g = rec[b], xproj[t, b], gates[k, b]
+                r, x, g = rec[b], xtable[xindex[t, b]], gates[k, b]
                 _forward_units(r[ri:ri + n], r[rf:rf + n], r[rg:rg + n], r[ro:ro + n],
                                x[xi:xi + n], x[xf:xf + n], x[xg:xg + n], x[xo:xo + n],
                                c_prev[b, j0:j1], p_i[j0:j1], p_f[j0:j1], p_o[j0:j1], coupled,
@@ -105,15 +112,23 @@ def forward_scan(xproj, whh, peep, lengths, reverse, keep, coupled, y, col0, hs,
 
 
 @par_jit
-def backward_scan(dy, col0, dh_n, dc_n, whh_t, lengths, reverse, coupled, peep, cs, gates, d_pre,
+def backward_scan(dy, col0, dh_n, dc_n, whh, lengths, reverse, coupled, peep, cs, gates, d_pre,
                   dh0, dc0, chunk, clip, norms):
     """Backward scan of one direction; arguments as :func:`.lstm._backward_scan`
-    (no projection) plus ``chunk``. ``whh_t`` is ``W_hh`` transposed, (H, G);
-    ``clip`` and ``norms`` the error guard (:func:`~._common.guarded_output_grad`)."""
+    (no projection) plus ``chunk``; ``whh`` is ``W_hh`` itself, (G, H): each
+    thread first transposes its block of columns into a buffer of its own,
+    which then stays in its core's cache. ``clip`` and ``norms`` are the error
+    guard (:func:`~._common.guarded_output_grad`)."""
     steps, batch, width = d_pre.shape
     hidden = dc_n.shape[1]
     first = 0 if coupled else 1
     n_chunks = (hidden + chunk - 1) // chunk
+    whh_t = np.empty((n_chunks, chunk, width), d_pre.dtype)
+    for block in prange(n_chunks):
+        j0 = block * chunk
+        for j in range(min(hidden, j0 + chunk) - j0):
+            for g in range(width):
+                whh_t[block, j, g] = whh[g, j0 + j]
     one = np.ones(1, d_pre.dtype)[0]
     p_i, p_f, p_o = peep[0], peep[1], peep[2]
     dh = dh_n.copy()
@@ -150,7 +165,7 @@ def backward_scan(dy, col0, dh_n, dc_n, whh_t, lengths, reverse, coupled, peep, 
         for block in prange(n_chunks):
             j0 = block * chunk
             j1 = min(hidden, j0 + chunk)
-            dot_rows(d_pre[t], whh_t, j0, j1 - j0, dh_rec, j0)
+            dot_rows(d_pre[t], whh_t[block], 0, j1 - j0, dh_rec, j0)
             if t >= shortest:  # finished sequences keep the gradient they carry
                 for b in range(batch):
                     if t < lengths[b]:

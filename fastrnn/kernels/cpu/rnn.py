@@ -7,7 +7,7 @@ Per step: one GEMM ``h_{t-1} @ W_hh^T`` and the pointwise nonlinearity of
 import numpy as np
 
 from ...cells.rnn import RELU, TANH, rnn_backward_point, rnn_forward_point
-from ._common import (accumulate_input_grads, accumulate_outer, column_sums, entering_states,
+from ._common import (accumulate_input_grads, accumulate_outer, bias_gradient, entering_states,
                       error_guard, final_slot, guarded_output_grad, input_projection,
                       recurrent_product, scratch, state_buffer, step_slots, transposed)
 from ._jit import point_jit, scan_jit
@@ -94,10 +94,10 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
                    tape["lengths"], reverse,
                    _NONLINEARITY_CODES[spec.nonlinearity], hs, d_pre, dh0,
                    *error_guard(error_clip, error_norms))
-    accumulate_input_grads(d_pre, x, weights["weight_ih"], grads["weight_ih"], dx)
+    token_sums = accumulate_input_grads(d_pre, x, weights["weight_ih"], grads["weight_ih"], dx)
     accumulate_outer(grads["weight_hh"], d_pre, entering_states(hs, reverse))
     if spec.bias:
-        bias_grad = column_sums(d_pre)
+        bias_grad = bias_gradient(d_pre, token_sums)
         grads["bias_ih"] += bias_grad
         grads["bias_hh"] += bias_grad
     return (dh0,)
