@@ -53,6 +53,7 @@ import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (load the kernels' BLAS now, so --threads limits it)
 
 import fastrnn as fr
+from _machine import blas_description  # benchmarks/, beside this script
 from fastrnn.charlm import Config, Trainer
 from fastrnn.data import random_batches
 
@@ -215,16 +216,6 @@ def torch_side(torch, vocab_size, config, data, fastrnn_model, init):
 
 
 # ---------------------------------------------------------------- machine
-def blas_description():
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return "unknown"
-    return "; ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')} "
-                     f"x{i.get('num_threads')} ({i.get('prefix')})"
-                     for i in threadpool_info() if i.get("user_api") == "blas")
-
-
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as handle:

@@ -19,6 +19,7 @@ import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (load the kernels' BLAS now, so --threads limits it)
 
 import fastrnn as fr
+from _machine import blas_description  # benchmarks/, beside this script
 
 SHAPES = {  # name: (T, B, I, H)
     "d2l": (35, 32, 28, 256),
@@ -78,16 +79,6 @@ def torch_runs(torch, layer, shape):
         y.backward(dy)
 
     return forward, train
-
-
-def blas_description():
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return "unknown"
-    return "; ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')} "
-                     f"x{i.get('num_threads')} ({i.get('prefix')})"
-                     for i in threadpool_info() if i.get("user_api") == "blas")
 
 
 def main():

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import math
 import pathlib
 import platform
 import sys
@@ -61,10 +62,14 @@ def demo(args):
           f"training for {args.seconds:g} s")
     tic = time.perf_counter()
     trainer = Trainer(text, config)
-    trainer.train(epochs=10**6, max_seconds=args.seconds)
+    trainer.train(epochs=None, max_seconds=args.seconds)
     if trainer.batch_index:
         sys.stderr.write("\n")
-    print(f"trained {trainer.step} batches in {time.perf_counter() - tic:.1f} s")
+    running = trainer.history[-1] if not trainer.batch_index else dict(
+        perplexity=math.exp(trainer.running["loss"] / trainer.running["tokens"]),
+        tokens_per_s=trainer.running["tokens"] / trainer.running["seconds"])
+    print(f"trained {trainer.step} batches in {time.perf_counter() - tic:.1f} s: perplexity "
+          f"{running['perplexity']:.2f}, {running['tokens_per_s'] / 1000:.0f}k tokens/s")
     for prefix in args.prefix:
         print(f"> {trainer.lm.generate(prefix, args.length)}")
     return 0
@@ -85,7 +90,7 @@ def train(args):
                       progress=None if args.quiet else sys.stderr)
     if args.resume:
         trainer.resume()
-    epochs = args.epochs if args.epochs is not None else (10**6 if args.max_seconds else 1)
+    epochs = args.epochs if args.epochs is not None else (None if args.max_seconds else 1)
     try:
         metrics = trainer.train(epochs, args.max_seconds, args.max_steps)
     except TrainingDiverged as error:

@@ -170,14 +170,16 @@ class Trainer:
 
     # -------------------------------------------------------------- training
     def train(self, epochs=1, max_seconds=None, max_steps=None):
-        """Train until ``epochs`` epochs are done, or stop after the batch that
-        crosses ``max_seconds`` of training time or reaches ``max_steps``
-        batches in all. Returns the metrics (see :meth:`metrics`)."""
+        """Train until ``epochs`` epochs are done (None: no limit), or stop after
+        the batch that crosses ``max_seconds`` of training time or reaches
+        ``max_steps`` batches in all. Returns the metrics (see :meth:`metrics`)."""
+        if epochs is None and max_seconds is None and max_steps is None:
+            raise ValueError("train() needs a limit: epochs, max_seconds or max_steps")
         self._warm_up()
         started = time.perf_counter()
         sampler = SAMPLERS[self.lm.config.sampling]
         config = self.lm.config
-        while self.epoch < epochs:
+        while epochs is None or self.epoch < epochs:
             if self.epoch_rng_state is None:
                 self.epoch_rng_state = self.rng.bit_generator.state
             else:  # resuming inside this epoch: rebuild it from its starting state
@@ -276,7 +278,8 @@ class Trainer:
         running = self.running
         width = 24
         done = int(width * self.batch_index / batches)
-        line = (f"\repoch {self.epoch + 1}/{epochs} [{'#' * done}{'.' * (width - done)}] "
+        of = "" if epochs is None else f"/{epochs}"
+        line = (f"\repoch {self.epoch + 1}{of} [{'#' * done}{'.' * (width - done)}] "
                 f"batch {self.batch_index}/{batches}  "
                 f"perplexity {math.exp(running['loss'] / running['tokens']):7.3f}  "
                 f"{running['tokens'] / running['seconds'] / 1000:7.1f}k tokens/s")
