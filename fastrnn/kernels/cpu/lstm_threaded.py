@@ -126,9 +126,12 @@ def backward_scan(dy, col0, dh_n, dc_n, whh, lengths, reverse, coupled, peep, cs
     whh_t = np.empty((n_chunks, chunk, width), d_pre.dtype)
     for block in prange(n_chunks):
         j0 = block * chunk
-        for j in range(min(hidden, j0 + chunk) - j0):
-            for g in range(width):
-                whh_t[block, j, g] = whh[g, j0 + j]
+        units = min(hidden, j0 + chunk) - j0
+        for g0 in range(0, width, 32):  # 32 x 32 tiles: both sides stay in cache
+            for u0 in range(0, units, 32):
+                for j in range(u0, min(u0 + 32, units)):
+                    for g in range(g0, min(g0 + 32, width)):
+                        whh_t[block, j, g] = whh[g, j0 + j]
     one = np.ones(1, d_pre.dtype)[0]
     p_i, p_f, p_o = peep[0], peep[1], peep[2]
     dh = dh_n.copy()
