@@ -53,7 +53,10 @@ import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (load the kernels' BLAS now, so --threads limits it)
 
 import fastrnn as fr
-from _machine import blas_description  # benchmarks/, beside this script
+try:  # imported by asv as part of the benchmarks package, or run as a script
+    from ._common import blas_description
+except ImportError:
+    from _common import blas_description
 from fastrnn.charlm import Config, Trainer
 from fastrnn.data import random_batches
 

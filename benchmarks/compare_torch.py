@@ -19,67 +19,10 @@ import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (load the kernels' BLAS now, so --threads limits it)
 
 import fastrnn as fr
-from _machine import blas_description  # benchmarks/, beside this script
-
-SHAPES = {  # name: (T, B, I, H)
-    "d2l": (35, 32, 28, 256),
-    "small": (200, 1, 8, 32),
-    "medium": (100, 64, 128, 256),
-    "long": (2000, 16, 32, 128),
-}
-CELLS = ("LSTM", "GRU", "RNN")
-
-
-def best_time(function, repeats, min_seconds=0.2):
-    """Median of ``repeats`` timings, after one warm-up call (compilation)."""
-    function()
-    times = []
-    start = time.perf_counter()
-    while len(times) < repeats or time.perf_counter() - start < min_seconds:
-        begin = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - begin)
-        if len(times) >= 10 * repeats:
-            break
-    return float(np.median(times))
-
-
-def fastrnn_runs(cell, shape, dtype):
-    steps, batch, inputs, hidden = shape
-    layer = getattr(fr, cell)(inputs, hidden, dtype=dtype, seed=0)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((steps, batch, inputs)).astype(dtype)
-    dy = rng.standard_normal((steps, batch, hidden)).astype(dtype)
-
-    def forward():
-        layer(x)
-
-    def train():
-        _, _, tape = layer.forward(x)
-        layer.backward(tape, dy)
-
-    return layer, forward, train
-
-
-def torch_runs(torch, layer, shape):
-    steps, batch, inputs, hidden = shape
-    module = getattr(torch.nn, type(layer).__name__)(inputs, hidden)
-    module.load_state_dict({k: torch.from_numpy(v) for k, v in layer.state_dict().items()})
-    rng = np.random.default_rng(0)
-    x = torch.from_numpy(rng.standard_normal((steps, batch, inputs)).astype(np.float32))
-    dy = torch.from_numpy(rng.standard_normal((steps, batch, hidden)).astype(np.float32))
-
-    def forward():
-        with torch.no_grad():
-            module(x)
-
-    def train():
-        module.zero_grad(set_to_none=True)
-        y, _ = module(x)
-        y.backward(dy)
-
-    return forward, train
-
+try:  # imported by asv as part of the benchmarks package, or run as a script
+    from ._common import CELLS, SHAPES, best_time, blas_description, fastrnn_runs, torch_runs
+except ImportError:
+    from _common import CELLS, SHAPES, best_time, blas_description, fastrnn_runs, torch_runs
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -1,0 +1,1 @@
+"""fastrnn's benchmarks: the asv suite (``bench_*.py``) and comparison scripts."""
