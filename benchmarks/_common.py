@@ -60,12 +60,16 @@ def fastrnn_runs(cell, shape, dtype):
 
 
 def torch_runs(torch, layer, shape):
+    """torch's forward and training callables for the same layer, in the layer's dtype."""
     steps, batch, inputs, hidden = shape
+    dtype = layer.dtype
     module = getattr(torch.nn, type(layer).__name__)(inputs, hidden)
+    if dtype == np.float64:
+        module = module.double()
     module.load_state_dict({k: torch.from_numpy(v) for k, v in layer.state_dict().items()})
     rng = np.random.default_rng(0)
-    x = torch.from_numpy(rng.standard_normal((steps, batch, inputs)).astype(np.float32))
-    dy = torch.from_numpy(rng.standard_normal((steps, batch, hidden)).astype(np.float32))
+    x = torch.from_numpy(rng.standard_normal((steps, batch, inputs)).astype(dtype))
+    dy = torch.from_numpy(rng.standard_normal((steps, batch, hidden)).astype(dtype))
 
     def forward():
         with torch.no_grad():

@@ -65,6 +65,54 @@ def verdict(cell, name, row, sgemm):
     return f"<={goal:.1f}", "PASS" if row["train_ratio"] <= goal else "MISS"
 
 
+def measure(torch, cell, name, dtype, repeats):
+    """Median times of fastrnn and torch, forward and forward+backward, and their ratios."""
+    layer, fwd, train = fastrnn_runs(cell, SHAPES[name], dtype)
+    t_fwd, t_train = torch_runs(torch, layer, SHAPES[name])
+    times = {label: best_time(function, repeats)
+             for label, function in (("fwd", fwd), ("torch_fwd", t_fwd), ("train", train),
+                                     ("torch_train", t_train))}
+    return dict(cell=cell, shape=name, dtype=dtype.name, dims=SHAPES[name], **times,
+                fwd_ratio=times["fwd"] / times["torch_fwd"],
+                train_ratio=times["train"] / times["torch_train"])
+
+
+def plot(rows, path):
+    """Bar chart of the float32 forward+backward ratios, one group per shape, with goals."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("--plot skipped: matplotlib is not installed (pip install matplotlib)")
+        return
+    rows = [row for row in rows if row["dtype"] == "float32" and row["shape"] != "large"]
+    shapes = list(dict.fromkeys(row["shape"] for row in rows))
+    cells = list(dict.fromkeys(row["cell"] for row in rows))
+    figure, axes = plt.subplots(figsize=(8, 4))
+    width = 0.8 / len(cells)
+    for index, cell in enumerate(cells):
+        for position, shape in enumerate(shapes):
+            row = next((r for r in rows if r["cell"] == cell and r["shape"] == shape), None)
+            if row is None:
+                continue
+            x = position + (index - (len(cells) - 1) / 2) * width
+            axes.bar(x, row["train_ratio"], width, color=f"C{index}",
+                     label=cell if position == 0 else None)
+            goal = GOALS.get((cell, shape))
+            if goal:
+                axes.plot([x - width / 2, x + width / 2], [goal, goal], color="black", lw=1.5)
+    axes.axhline(1.0, color="grey", lw=0.8, ls="--")
+    axes.set_xticks(range(len(shapes)), shapes)
+    axes.set_ylabel("fastrnn time / torch time (forward+backward)")
+    axes.set_title("fastrnn vs torch 2.13 on the CPU, float32 (black: goal; below 1: faster)")
+    axes.set_yscale("log")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    print(f"chart written to {path}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=None,
@@ -72,7 +120,12 @@ def main():
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--cells", nargs="*", default=list(CELLS), choices=list(CELLS))
+    parser.add_argument("--dtypes", nargs="*", default=["float32"],
+                        choices=["float32", "float64"],
+                        help="float64 rows also report fastrnn's float64/float32 time")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--plot", help="bar chart (PNG) of the forward+backward ratios with "
+                                       "their goals (needs matplotlib)")
     args = parser.parse_args()
 
     import torch
@@ -80,33 +133,38 @@ def main():
         torch.set_num_threads(args.threads)
         from threadpoolctl import threadpool_limits
         threadpool_limits(args.threads)
+        import numba
+        numba.set_num_threads(args.threads)   # fastrnn's threaded scans
     print(f"fastrnn {fr.__version__}, torch {torch.__version__}, numpy {np.__version__}, "
           f"{platform.machine()}, torch threads {torch.get_num_threads()}")
     print(f"BLAS: {blas_description()}")
-    sgemm = sgemm_rate()
+    sgemm = sgemm_rate()  # float32, through the kernels' BLAS
     print(f"SGEMM rate (the kernels' BLAS, 2048^3): {sgemm:.0f} GFLOP/s")
     print(f"{'cell':5} {'shape':7} {'T,B,I,H':>18} | {'fwd ms':>8} {'torch':>8} {'ratio':>6} "
           f"| {'f+b ms':>8} {'torch':>8} {'ratio':>6} | {'goal':>20} verdict")
     rows = []
-    for cell in args.cells:
-        for name in args.shapes:
-            shape = SHAPES[name]
-            layer, fwd, train = fastrnn_runs(cell, shape, np.float32)
-            t_fwd, t_train = torch_runs(torch, layer, shape)
-            times = {}
-            for label, function in (("fwd", fwd), ("torch_fwd", t_fwd), ("train", train),
-                                    ("torch_train", t_train)):
-                times[label] = best_time(function, args.repeats)
-            row = dict(cell=cell, shape=name, dims=shape, **times,
-                       fwd_ratio=times["fwd"] / times["torch_fwd"],
-                       train_ratio=times["train"] / times["torch_train"])
-            row["goal"], row["verdict"] = verdict(cell, name, row, sgemm)
-            rows.append(row)
-            print(f"{cell:5} {name:7} {','.join(map(str, shape)):>18} | "
-                  f"{1e3 * times['fwd']:8.2f} {1e3 * times['torch_fwd']:8.2f} "
-                  f"{row['fwd_ratio']:6.2f} | {1e3 * times['train']:8.2f} "
-                  f"{1e3 * times['torch_train']:8.2f} {row['train_ratio']:6.2f} | "
-                  f"{row['goal']:>20} {row['verdict']}", flush=True)
+    float32_train = {}
+    for dtype in args.dtypes:
+        for cell in args.cells:
+            for name in args.shapes:
+                row = measure(torch, cell, name, np.dtype(dtype), args.repeats)
+                if dtype == "float32":
+                    row["goal"], row["verdict"] = verdict(cell, name, row, sgemm)
+                    float32_train[(cell, name)] = row["train"]
+                elif (cell, name) in float32_train:
+                    row["goal"] = "f64/f32 <= 2"
+                    row["f64_over_f32"] = row["train"] / float32_train[(cell, name)]
+                    row["verdict"] = (f"{row['f64_over_f32']:.2f} "
+                                      + ("PASS" if row["f64_over_f32"] <= 2 else "MISS"))
+                rows.append(row)
+                print(f"{cell:5} {name:7} {','.join(map(str, SHAPES[name])):>18} | "
+                      f"{1e3 * row['fwd']:8.2f} {1e3 * row['torch_fwd']:8.2f} "
+                      f"{row['fwd_ratio']:6.2f} | {1e3 * row['train']:8.2f} "
+                      f"{1e3 * row['torch_train']:8.2f} {row['train_ratio']:6.2f} | "
+                      f"{row.get('goal', ''):>20} {row.get('verdict', '')}"
+                      + ("" if dtype == "float32" else "  (float64)"), flush=True)
+    if args.plot:
+        plot(rows, args.plot)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(dict(date=time.strftime("%Y-%m-%d"), blas=blas_description(),
