@@ -5,6 +5,7 @@ kind, wrong value) with a message naming the argument, what was expected and
 what came, so no numba typing error ever reaches a user.
 """
 
+import math
 import numbers
 
 import numpy as np
@@ -40,6 +41,18 @@ def check_choice(name, value, choices):
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
     return value
+
+
+def check_positive(name, value, allow_inf=False):
+    """Return ``value`` as a float, requiring a real number > 0 (and finite unless
+    ``allow_inf``); NaN is not a real number here."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or (
+            math.isnan(value)):
+        raise TypeError(f"{name} must be a real number, got {describe(value)}")
+    if value <= 0 or (math.isinf(value) and not allow_inf):
+        raise ValueError(f"{name} must be positive{'' if allow_inf else ' and finite'}, "
+                         f"got {value}")
+    return float(value)
 
 
 def check_dropout(value):

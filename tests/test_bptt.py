@@ -222,7 +222,7 @@ def test_error_clipping_bounds_the_error_at_every_step(cell, hidden, batch):
     (lambda: TruncatedBPTT(fr.GRU(2, 3), fr.losses.mse, 5, 3), ValueError,
      r"k2 must be >= k1=5, got 3"),
     (lambda: TruncatedBPTT(fr.GRU(2, 3), fr.losses.mse, 5, error_clip=-1.0), ValueError,
-     r"error_clip must be a positive finite number"),
+     r"error_clip must be positive and finite, got -1\.0"),
 ])
 def test_bad_engine_arguments(make, error, message):
     with pytest.raises(error, match=message):

@@ -6,14 +6,12 @@ through one backend scan. The cell-specific classes in :mod:`fastrnn.nn.layers`
 only describe their cell.
 """
 
-import numbers
-
 import numpy as np
 
 from .. import config
 from .._spec import CellSpec
 from .._validation import (as_float_array, check_bool, check_dropout, check_int, check_lengths,
-                           check_shape, describe, resolve_dtype)
+                           check_positive, check_shape, describe, resolve_dtype)
 from ..device import get_backend, resolve_device
 from ._params import HasParameters, ParameterStore
 
@@ -60,14 +58,8 @@ class Tape:
 
 
 def _check_error_clip(error_clip):
-    if error_clip is None:
-        return None
-    if isinstance(error_clip, bool) or not isinstance(error_clip, numbers.Real):
-        raise TypeError(f"error_clip must be a positive real number or None, "
-                        f"got {describe(error_clip)}")
-    if not error_clip > 0 or not np.isfinite(error_clip):
-        raise ValueError(f"error_clip must be positive and finite, got {error_clip}")
-    return float(error_clip)
+    """``error_clip`` as a float, or None (no per-step error clipping)."""
+    return None if error_clip is None else check_positive("error_clip", error_clip)
 
 
 class RecurrentLayer(HasParameters):

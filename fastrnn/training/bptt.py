@@ -36,12 +36,9 @@ State across calls is explicit: ``run`` returns the final state; pass it as
 start from zeros (random sampling).
 """
 
-import math
-import numbers
-
 import numpy as np
 
-from .._validation import check_int, describe
+from .._validation import check_bool, check_int, check_positive, describe
 from ..nn.recurrent import RecurrentLayer
 from ..nn.sequential import Sequential
 
@@ -103,16 +100,9 @@ class TruncatedBPTT:
         self.k2 = self.k1 if k2 is None else check_int("k2", k2, 1)
         if self.k2 < self.k1:
             raise ValueError(f"k2 must be >= k1={self.k1}, got {self.k2}")
-        if error_clip is not None and (
-                isinstance(error_clip, bool) or not isinstance(error_clip, numbers.Real)
-                or not 0 < error_clip < math.inf):
-            raise ValueError(f"error_clip must be a positive finite number or None, "
-                             f"got {error_clip!r}")
-        self.error_clip = error_clip
-        if not isinstance(record_error_norms, bool):
-            raise TypeError(f"record_error_norms must be True or False, "
-                            f"got {describe(record_error_norms)}")
-        self.record_error_norms = record_error_norms
+        self.error_clip = None if error_clip is None else check_positive("error_clip",
+                                                                          error_clip)
+        self.record_error_norms = check_bool("record_error_norms", record_error_norms)
         self._recurrent = recurrent
         self._time_axis = 1 if getattr(model, "batch_first", False) else 0
         #: list of (start, scored, end): each window's backward span [start, end)

@@ -10,11 +10,10 @@ Global-norm clipping (as ``torch.nn.utils.clip_grad_norm_``): with
 """
 
 import math
-import numbers
 
 import numpy as np
 
-from .._validation import describe
+from .._validation import check_positive, describe
 
 
 def _arrays(grads):
@@ -28,15 +27,6 @@ def _arrays(grads):
         return list(grads)
     raise TypeError("grads must be an ndarray, a dict or sequence of ndarrays, or a model "
                     f"with flat_grads, got {describe(grads)}")
-
-
-def _positive(name, value, allow_inf=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
-        raise TypeError(f"{name} must be a real number, got {describe(value)}")
-    if value <= 0 or (math.isinf(value) and not allow_inf):
-        raise ValueError(f"{name} must be positive{'' if allow_inf else ' and finite'}, "
-                         f"got {value}")
-    return float(value)
 
 
 def _power_sum(array, norm_type, block=1 << 16):
@@ -78,8 +68,8 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False):
         With ``error_if_nonfinite`` and a non-finite total norm.
     """
     arrays = _arrays(grads)
-    max_norm = _positive("max_norm", max_norm)
-    norm_type = _positive("norm_type", norm_type, allow_inf=True)
+    max_norm = check_positive("max_norm", max_norm)
+    norm_type = check_positive("norm_type", norm_type, allow_inf=True)
     if math.isinf(norm_type):
         total = max((float(np.max(np.abs(a))) for a in arrays if a.size), default=0.0)
     else:
@@ -97,6 +87,6 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False):
 
 def clip_grad_value(grads, clip_value):
     """Clamp every gradient entry to ``[-clip_value, clip_value]`` in place."""
-    clip_value = _positive("clip_value", clip_value)
+    clip_value = check_positive("clip_value", clip_value)
     for array in _arrays(grads):
         np.clip(array, -clip_value, clip_value, out=array)
