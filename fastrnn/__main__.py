@@ -2,7 +2,6 @@
 
 import argparse
 import json
-import math
 import pathlib
 import platform
 import sys
@@ -65,9 +64,7 @@ def demo(args):
     trainer.train(epochs=None, max_seconds=args.seconds)
     if trainer.batch_index:
         sys.stderr.write("\n")
-    running = trainer.history[-1] if not trainer.batch_index else dict(
-        perplexity=math.exp(trainer.running["loss"] / trainer.running["tokens"]),
-        tokens_per_s=trainer.running["tokens"] / trainer.running["seconds"])
+    running = trainer.epoch_so_far() if trainer.batch_index else trainer.history[-1]
     print(f"trained {trainer.step} batches in {time.perf_counter() - tic:.1f} s: perplexity "
           f"{running['perplexity']:.2f}, {running['tokens_per_s'] / 1000:.0f}k tokens/s")
     for prefix in args.prefix:

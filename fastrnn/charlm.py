@@ -101,7 +101,7 @@ class CharLM:
             logits, state = self.model(inputs, state)
             loss, _ = losses.softmax_cross_entropy(logits, targets, reduction="sum")
             total, count = total + loss, count + targets.size
-        return math.exp(total / count)
+        return losses.perplexity(total / count)
 
     def generate(self, prefix, length, temperature=0.0, seed=0):
         """``prefix`` followed by ``length`` generated characters.
@@ -239,12 +239,15 @@ class Trainer:
                 if self.last_saved_step is not None else "no checkpoint was written")
         return f"training stopped: {what}; {kept}"
 
-    def _end_epoch(self):
+    def epoch_so_far(self):
+        """Perplexity, tokens/s and training seconds of the epoch in progress."""
         running = self.running
-        entry = dict(epoch=self.epoch + 1,
-                     perplexity=math.exp(running["loss"] / running["tokens"]),
-                     tokens_per_s=running["tokens"] / running["seconds"],
-                     seconds=running["seconds"])
+        return dict(perplexity=losses.perplexity(running["loss"] / running["tokens"]),
+                    tokens_per_s=running["tokens"] / running["seconds"],
+                    seconds=running["seconds"])
+
+    def _end_epoch(self):
+        entry = dict(epoch=self.epoch + 1, **self.epoch_so_far())
         if self.eval_text is not None:
             entry["eval_perplexity"] = self.lm.perplexity(self.eval_text)
         self.history.append(entry)
@@ -275,14 +278,14 @@ class Trainer:
         if not last and (not interactive or now - getattr(self, "_shown", 0.0) < 0.1):
             return
         self._shown = now
-        running = self.running
+        so_far = self.epoch_so_far()
         width = 24
         done = int(width * self.batch_index / batches)
         of = "" if epochs is None else f"/{epochs}"
         line = (f"\repoch {self.epoch + 1}{of} [{'#' * done}{'.' * (width - done)}] "
                 f"batch {self.batch_index}/{batches}  "
-                f"perplexity {math.exp(running['loss'] / running['tokens']):7.3f}  "
-                f"{running['tokens'] / running['seconds'] / 1000:7.1f}k tokens/s")
+                f"perplexity {so_far['perplexity']:7.3f}  "
+                f"{so_far['tokens_per_s'] / 1000:7.1f}k tokens/s")
         self.progress.write((line if interactive else line[1:]) + ("\n" if last else ""))
         self.progress.flush()
 

@@ -41,9 +41,9 @@ def backward(weight, grad_weight, grad_bias, x_rows, dy_rows):
         accumulate_outer(grad_weight, dy_rows, x_rows)
         _add_product(dx, dy_rows, weight)
         return dx
+    dy_rows = np.ascontiguousarray(dy_rows)
     with single_blas_thread():
-        split_outer_add(grad_weight, np.ascontiguousarray(dy_rows), np.ascontiguousarray(x_rows),
+        split_outer_add(grad_weight, dy_rows, np.ascontiguousarray(x_rows),
                         scratch("partials", (SPLIT,) + grad_weight.shape, grad_weight.dtype))
-        split_dot_add(dx, np.ascontiguousarray(dy_rows), weight,
-                      scratch("product", dx.shape, dx.dtype))
+        split_dot_add(dx, dy_rows, weight, scratch("product", dx.shape, dx.dtype))
     return dx

@@ -14,9 +14,9 @@ import numpy as np
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
 from ._common import (_rows, accumulate_input_grads, accumulate_outer, accumulate_token_grads,
                       add_into, bias_gradient, entering_states, error_guard, final_slot,
-                      guard_step_error, input_projection, is_tokens, row_index, token_table, recurrent_preactivation,
-                      recurrent_product, scratch, state_buffer, step_slots, tape_length,
-                      transposed)
+                      guard_step_error, input_projection, is_tokens, recurrent_preactivation,
+                      recurrent_product, row_index, scratch, state_buffer, step_slots,
+                      tape_length, token_table, transposed)
 from ._gemm import SPLIT, split_dot_add, split_outer_add, split_project
 from ._jit import point_jit, row_jit, scan_jit
 from ._threads import note_scan_pool, single_blas_thread, unit_chunk, use_parallel_scan
