@@ -38,7 +38,7 @@ import numpy as np
 
 from .._validation import check_bool, check_int, describe
 from .. import config
-from ..kernels.cpu._jit import scan_jit
+from ..kernels.cpu._jit import inline_jit, scan_jit
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adadelta", "Adagrad"]
 
@@ -50,14 +50,22 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adadelta", "Adagrad"
 # state arrays that an update does not use are passed as empty arrays.
 # ---------------------------------------------------------------------------
 
+@inline_jit
+def _coupled_grad(grads, params, i, weight_decay, maximize):
+    """``(g, p)`` of entry ``i``: the gradient (negated to maximise) with torch's
+    coupled L2 weight decay ``weight_decay * p`` added, and the parameter."""
+    g = -grads[i] if maximize else grads[i]
+    p = params[i]
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    return g, p
+
+
 @scan_jit
 def _sgd_step(params, grads, buf, neg_lr, momentum, one_minus_dampening, weight_decay,
               use_momentum, first, nesterov, maximize):
     for i in range(params.size):
-        g = -grads[i] if maximize else grads[i]
-        p = params[i]
-        if weight_decay != 0:
-            g = g + weight_decay * p
+        g, p = _coupled_grad(grads, params, i, weight_decay, maximize)
         if use_momentum:
             if first:
                 b = g
@@ -105,10 +113,7 @@ def _rmsprop_step(params, grads, square_avg, grad_avg, buf, neg_lr, alpha, one_m
                   lerp_small, lerp_coef, eps, weight_decay, momentum, centered, use_momentum,
                   maximize):
     for i in range(params.size):
-        g = -grads[i] if maximize else grads[i]
-        p = params[i]
-        if weight_decay != 0:
-            g = g + weight_decay * p
+        g, p = _coupled_grad(grads, params, i, weight_decay, maximize)
         s = square_avg[i] * alpha
         s = s + one_minus_alpha * g * g
         square_avg[i] = s
@@ -133,10 +138,7 @@ def _rmsprop_step(params, grads, square_avg, grad_avg, buf, neg_lr, alpha, one_m
 def _adadelta_step(params, grads, square_avg, acc_delta, neg_lr, rho, one_minus_rho, eps,
                    weight_decay, maximize):
     for i in range(params.size):
-        g = -grads[i] if maximize else grads[i]
-        p = params[i]
-        if weight_decay != 0:
-            g = g + weight_decay * p
+        g, p = _coupled_grad(grads, params, i, weight_decay, maximize)
         s = square_avg[i] * rho
         s = s + one_minus_rho * g * g
         square_avg[i] = s
@@ -152,10 +154,7 @@ def _adadelta_step(params, grads, square_avg, acc_delta, neg_lr, rho, one_minus_
 @scan_jit
 def _adagrad_step(params, grads, state_sum, neg_clr, eps, weight_decay, maximize):
     for i in range(params.size):
-        g = -grads[i] if maximize else grads[i]
-        p = params[i]
-        if weight_decay != 0:
-            g = g + weight_decay * p
+        g, p = _coupled_grad(grads, params, i, weight_decay, maximize)
         s = state_sum[i] + g * g
         state_sum[i] = s
         std = np.sqrt(s) + eps
