@@ -60,7 +60,9 @@ def _sigmoid_float32(x, one):
 
 # float64: exp, tanh and sigmoid from polynomials that LLVM vectorises (2.2 against
 # libm's 8.4 ns a value here), within 3 ulp of the correctly rounded values
-# (tests/test_activations.py), with IEEE behaviour at +-0, +-inf and NaN.
+# (tests/test_activations.py), with IEEE behaviour at +-0, +-inf and NaN. The Horner
+# chains (coefficients 1/k!) are written out: the same loop over a tuple of
+# coefficients is not vectorised (9.9 against 1.4 ns a value, measured).
 _helper = numba.njit(inline="always", error_model="numpy", fastmath={"contract"})
 _INV_LN2 = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01   # ln 2 split so that n * _LN2_HI is exact
