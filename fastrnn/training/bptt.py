@@ -181,13 +181,13 @@ class TruncatedBPTT:
         chunks = []  # (begin, end, y, tape), in time order, those still needed
         state = hx
         total, self.peak_tape_steps = 0.0, 0
-        position = 0
+        cut = 0  # chunks [cuts[cut], cuts[cut + 1]) onwards are not run yet
         for index, (start, scored, end) in enumerate(self.windows):
-            for begin, stop in zip(cuts, cuts[1:]):
-                if position <= begin < end:
-                    y, state, tape = self.model.forward(self._slice(x, begin, stop), state)
-                    chunks.append((begin, stop, y, tape))
-            position = end
+            while cuts[cut] < end:
+                begin, stop = cuts[cut], cuts[cut + 1]
+                y, state, tape = self.model.forward(self._slice(x, begin, stop), state)
+                chunks.append((begin, stop, y, tape))
+                cut += 1
             self.peak_tape_steps = max(self.peak_tape_steps, chunks[-1][1] - chunks[0][0])
             loss = self._window(index, start, scored, end, chunks, targets)
             total += loss * (end - scored)
@@ -222,7 +222,7 @@ class TruncatedBPTT:
         span = [chunk for chunk in chunks if chunk[0] >= start]
         recorded = []  # per chunk, latest first: one norms array per recurrent layer
         dstate = None
-        for begin, stop, y, tape in reversed(span):
+        for begin, stop, _, tape in reversed(span):
             dy = (self._slice(dy_window, begin - scored, stop - scored) if begin >= scored
                   else None)
             norms = None
