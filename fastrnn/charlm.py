@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 from . import io, losses
+from ._validation import check_choice, check_int, check_positive
 from .data import Vocab, random_batches, sequential_batches, stream_windows
 from .nn import GRU, LSTM, RNN, Linear, Sequential
 from .training import TruncatedBPTT, clip_grad_norm, optimizers
@@ -57,14 +58,10 @@ class Config:
     def __post_init__(self):
         for name, choices in (("cell", CELLS), ("optimizer", OPTIMIZERS),
                               ("sampling", SAMPLERS), ("dtype", ("float32", "float64"))):
-            if getattr(self, name) not in choices:
-                raise ValueError(f"{name} must be one of {sorted(choices)}, "
-                                 f"got {getattr(self, name)!r}")
+            check_choice(name, getattr(self, name), sorted(choices))
         for name in ("hidden", "layers", "batch", "steps"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr!r}")
+            check_int(name, getattr(self, name), 1)
+        check_positive("lr", self.lr)
         if not self.clip >= 0:
             raise ValueError(f"clip must be >= 0 (0: no clipping), got {self.clip!r}")
 

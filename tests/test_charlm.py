@@ -149,9 +149,9 @@ def test_learning_lowers_perplexity_and_generation_is_deterministic(tmp_path):
 
 
 @pytest.mark.parametrize("options, message", [
-    (dict(cell="lstmx"), r"cell must be one of \['gru', 'lstm', 'rnn'\], got 'lstmx'"),
+    (dict(cell="lstmx"), r"cell must be one of 'gru', 'lstm', 'rnn', got 'lstmx'"),
     (dict(hidden=0), r"hidden must be an int >= 1, got 0"),
-    (dict(lr=-1.0), r"lr must be positive, got -1.0"),
+    (dict(lr=-1.0), r"lr must be positive and finite, got -1.0"),
     (dict(clip=-1.0), r"clip must be >= 0 \(0: no clipping\), got -1.0"),
     (dict(sampling="shuffled"), r"sampling must be one of"),
 ])
