@@ -38,3 +38,8 @@ PARALLEL = _env_flag("FASTRNN_PARALLEL", True)
 #: 64K, and 1.2x for a batch of one); below them BLAS runs the scan.
 PARALLEL_MIN_WORK = int(os.environ.get("FASTRNN_PARALLEL_MIN_WORK", 1 << 20))
 PARALLEL_MIN_BATCH = int(os.environ.get("FASTRNN_PARALLEL_MIN_BATCH", 2))
+#: Sequences per thread from which the RNN and GRU scans (and the LSTM with a
+#: projection) split their batch across numba's threads, each thread running
+#: the whole scan for its block of sequences (:func:`~fastrnn.kernels.cpu.
+#: _threads.batch_blocks`).
+SPLIT_MIN_ROWS = int(os.environ.get("FASTRNN_SPLIT_MIN_ROWS", 16))

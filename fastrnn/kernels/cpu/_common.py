@@ -13,6 +13,7 @@ import threading
 
 import numpy as np
 
+from ._gemm import SPLIT, split_dot_add, split_outer_add
 from ._jit import inline_jit, row_jit, scan_jit
 
 _thread_scratch = threading.local()
@@ -205,6 +206,29 @@ def accumulate_input_grads(d_pre, x, weight_ih, grad_weight_ih, dx):
     return None
 
 
+def add_outer(grad, d_pre, inputs, split):
+    """``grad += sum_t d_pre[t]^T inputs[t]``: one BLAS call, or with ``split``
+    :data:`~._gemm.SPLIT` single-threaded ones on numba's threads (:mod:`._threads`)."""
+    if not split:
+        accumulate_outer(grad, d_pre, inputs)
+        return
+    split_outer_add(grad, _rows(d_pre), _rows(inputs),
+                    scratch("partials", (SPLIT,) + grad.shape, grad.dtype))
+
+
+def input_grads(weight_ih, grad_weight_ih, d_pre, x, dx, split):
+    """:func:`accumulate_input_grads`, with ``split`` as parallel single-threaded
+    BLAS calls on numba's threads (:mod:`._threads`)."""
+    if not split:
+        return accumulate_input_grads(d_pre, x, weight_ih, grad_weight_ih, dx)
+    if is_tokens(x):
+        return accumulate_token_grads(grad_weight_ih, d_pre, x)
+    add_outer(grad_weight_ih, d_pre, x, True)
+    dx_rows = _rows(dx)
+    split_dot_add(dx_rows, _rows(d_pre), weight_ih, scratch("product", dx_rows.shape, dx.dtype))
+    return None
+
+
 def accumulate_token_grads(grad_weight_ih, d_pre, tokens):
     """``grad_weight_ih[:, v] += sum of d_pre over the steps whose token is v``.
 
@@ -222,29 +246,31 @@ def bias_gradient(d_pre, token_sums=None):
 
 
 @scan_jit
-def _merge_output_grad(dh, dy, t, col0, lengths):
-    batch, width = dh.shape
-    for b in range(batch):
-        if t < lengths[b]:
+def _merge_output_grad(dh, dy, t, col0, lengths, b0):
+    rows, width = dh.shape
+    for i in range(rows):
+        if t < lengths[b0 + i]:
             for j in range(width):
-                dh[b, j] += dy[t, b, col0 + j]
+                dh[i, j] += dy[t, b0 + i, col0 + j]
 
 
 @inline_jit
-def guard_step_error(dh, t, lengths, clip, norms):
+def guard_step_error(dh, t, lengths, clip, norms, b0):
     """Measure, and clip, the error ``dL/dh_t`` of each sequence at step ``t``.
 
-    ``dh`` (B, P) holds the whole gradient reaching ``h_t`` (from the step
-    after it and from the output). Each valid row's 2-norm goes to
-    ``norms[t, b]`` when ``norms`` is not empty (padding steps keep 0); with
-    ``clip > 0`` a row longer than ``clip`` is scaled to length ``clip``
-    before it flows on, so the error is bounded where it arises, at every step.
+    ``dh`` (R, P) holds the whole gradient reaching ``h_t`` (from the step
+    after it and from the output) of the sequences ``b0:b0 + R``. Each valid
+    row's 2-norm goes to ``norms[t, b]`` when ``norms`` is not empty (padding
+    steps keep 0); with ``clip > 0`` a row longer than ``clip`` is scaled to
+    length ``clip`` before it flows on, so the error is bounded where it
+    arises, at every step.
     """
     record = norms.shape[0] > 0
-    for b in range(dh.shape[0]):
+    for i in range(dh.shape[0]):
+        b = b0 + i
         if t >= lengths[b]:
             continue
-        row = dh[b]
+        row = dh[i]
         total = 0.0
         for j in range(row.shape[0]):
             total += np.float64(row[j]) * np.float64(row[j])
@@ -258,18 +284,19 @@ def guard_step_error(dh, t, lengths, clip, norms):
 
 
 @inline_jit
-def guarded_output_grad(dh, dy, t, col0, lengths, clip, norms, zeros):
+def guarded_output_grad(dh, dy, t, col0, lengths, clip, norms, zeros, b0):
     """The output gradient a backward step adds to ``dh``, after the error guard.
 
-    Without a guard (``clip <= 0`` and empty ``norms``) that is ``dy[t]``
-    itself. With one, ``dy[t]`` is merged into ``dh`` first so that
+    ``dh`` (R, P) holds the rows of the sequences ``b0:b0 + R``. Without a
+    guard (``clip <= 0`` and empty ``norms``) the result is ``dy[t]`` itself.
+    With one, ``dy[t]`` is merged into ``dh`` first so that
     :func:`guard_step_error` sees the whole ``dL/dh_t``, and the step adds
-    ``zeros`` (B, D*P) instead.
+    ``zeros`` (B, D*P) instead. Either way it is indexed by sequence ``b``.
     """
     if clip <= 0.0 and norms.shape[0] == 0:
         return dy[t]
-    _merge_output_grad(dh, dy, t, col0, lengths)
-    guard_step_error(dh, t, lengths, clip, norms)
+    _merge_output_grad(dh, dy, t, col0, lengths, b0)
+    guard_step_error(dh, t, lengths, clip, norms, b0)
     return zeros
 
 

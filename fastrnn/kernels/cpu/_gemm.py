@@ -90,9 +90,15 @@ def dot_rows(a, b, b0, n, out, c0):
 
 
 @inline_jit
+def batch_block(part, blocks, rows):
+    """Rows ``r0:r1`` of block ``part`` of ``blocks`` near-equal blocks."""
+    return part * rows // blocks, (part + 1) * rows // blocks
+
+
+@inline_jit
 def _row_block(part, rows):
     """Rows ``r0:r1`` of block ``part`` of :data:`SPLIT` near-equal blocks."""
-    return part * rows // SPLIT, (part + 1) * rows // SPLIT
+    return batch_block(part, SPLIT, rows)
 
 
 @par_jit

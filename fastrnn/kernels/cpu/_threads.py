@@ -77,6 +77,30 @@ def use_parallel_scan(work_per_step, batch):
             and parallel_layer_available())
 
 
+def batch_blocks(work_per_step, batch):
+    """Blocks of sequences a serial-kernel scan splits its batch into (1: no split).
+
+    Sequences never interact, so each numba thread can run the whole time loop
+    for its own block of them, with no synchronisation between steps; each
+    step's recurrent product is then one single-threaded BLAS call per block.
+    That pays once every block's product is a real GEMM (see
+    :data:`fastrnn.config.SPLIT_MIN_ROWS`). The block count is the constant
+    :data:`~._gemm.SPLIT`, not the thread count, so results are the same on
+    any machine.
+    """
+    from ._gemm import SPLIT
+    if (config.PARALLEL and work_per_step >= config.PARALLEL_MIN_WORK
+            and batch >= SPLIT * config.SPLIT_MIN_ROWS and numba.get_num_threads() > 1
+            and parallel_layer_available()):
+        return SPLIT
+    return 1
+
+
+def blas_threads_for(blocks):
+    """The BLAS setting of a scan over ``blocks`` blocks: one thread when split."""
+    return single_blas_thread() if blocks > 1 else contextlib.nullcontext()
+
+
 def unit_chunk(hidden, threads=None):
     """Hidden units per thread: a multiple of 4 (the kernel's row block).
 

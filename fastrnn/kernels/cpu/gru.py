@@ -7,15 +7,16 @@ backward pass needs for ``da_r`` and for ``grad W_hn`` respectively.
 """
 
 import numpy as np
+from numba import prange
 
 from ...cells.gru import (gru_backward_point, gru_gates_point, gru_output_point,
                           gru_reset_before_point)
-from ._common import (accumulate_input_grads, accumulate_outer, column_sums, entering_states,
-                      error_guard, final_slot, guarded_output_grad, input_projection,
-                      recurrent_product, scratch, state_buffer, step_slots, tape_length,
-                      transposed)
-from ._jit import point_jit, scan_jit
-from ._threads import note_scan_pool
+from ._common import (add_outer, column_sums, entering_states, error_guard, final_slot,
+                      guarded_output_grad, input_grads, input_projection, recurrent_product,
+                      scratch, state_buffer, step_slots, tape_length, transposed)
+from ._gemm import batch_block, split_project
+from ._jit import par_jit, point_jit, scan_jit
+from ._threads import batch_blocks, blas_threads_for, note_scan_pool
 
 _gates_point = point_jit(gru_gates_point)
 _output_point = point_jit(gru_output_point)
@@ -24,25 +25,27 @@ _reset_before_point = point_jit(gru_reset_before_point)
 
 
 @scan_jit
-def _forward_scan(xproj, w_rec, whn, b_hn, lengths, reverse, keep, reset_after, y, col0, hs,
-                  gates, q_tape):
-    steps, batch, _ = xproj.shape
+def _forward_rows(xproj, w_rec, whn, b_hn, lengths, reverse, keep, reset_after, y, col0, hs,
+                  gates, q_tape, b0, b1):
+    """Forward scan of the sequences ``b0:b1`` (each one independent of the others)."""
+    steps = xproj.shape[0]
     hidden = hs.shape[2]
+    rows = b1 - b0
     one = np.ones(1, xproj.dtype)[0]
-    rec = np.empty((batch, w_rec.shape[0]), xproj.dtype)
-    rec_t = np.empty((w_rec.shape[0], batch), xproj.dtype)
-    q_rec_t = np.empty((hidden, batch), xproj.dtype)
-    rh = np.zeros((batch, hidden), xproj.dtype)
-    q_rec = np.empty((batch, hidden), xproj.dtype)
+    rec = np.empty((rows, w_rec.shape[0]), xproj.dtype)
+    rec_t = np.empty((w_rec.shape[0], rows), xproj.dtype)
+    q_rec_t = np.empty((hidden, rows), xproj.dtype)
+    rh = np.zeros((rows, hidden), xproj.dtype)
+    q_rec = np.empty((rows, hidden), xproj.dtype)
     for s in range(steps):
         t, before, after = step_slots(s, steps, reverse, keep)
         k = t if keep else 0
-        h_prev, h_next = hs[before], hs[after]
-        recurrent_product(h_prev, w_rec, rec_t, rec)
-        for b in range(batch):
+        recurrent_product(hs[before, b0:b1], w_rec, rec_t, rec)
+        for i in range(rows):
+            b = b0 + i
             if t >= lengths[b]:
                 continue
-            a, r_row, g_row, h_row, rh_row = xproj[t, b], rec[b], gates[k, b], h_prev[b], rh[b]
+            a, r_row, g_row, h_row, rh_row = xproj[t, b], rec[i], gates[k, b], hs[before, b], rh[i]
             for j in range(hidden):
                 r, z = _gates_point(a[j] + r_row[j], a[hidden + j] + r_row[hidden + j], one)
                 g_row[j] = r
@@ -50,14 +53,15 @@ def _forward_scan(xproj, w_rec, whn, b_hn, lengths, reverse, keep, reset_after, 
                 rh_row[j] = r * h_row[j]
         if not reset_after:
             recurrent_product(rh, whn, q_rec_t, q_rec)
-        for b in range(batch):
+        for i in range(rows):
+            b = b0 + i
+            h_row, out_row = hs[before, b], hs[after, b]
             if t >= lengths[b]:
-                h_next[b] = h_prev[b]
+                out_row[:] = h_row
                 q_tape[k, b] = 0.0
                 continue
-            a, g_row, h_row = xproj[t, b], gates[k, b], h_prev[b]
-            out_row, q_row = h_next[b], q_tape[k, b]
-            r_row, qr_row, rh_row = rec[b], q_rec[b], rh[b]
+            a, g_row, q_row = xproj[t, b], gates[k, b], q_tape[k, b]
+            r_row, qr_row, rh_row = rec[i], q_rec[i], rh[i]
             for j in range(hidden):
                 if reset_after:
                     q = r_row[2 * hidden + j] + b_hn[j]
@@ -71,35 +75,47 @@ def _forward_scan(xproj, w_rec, whn, b_hn, lengths, reverse, keep, reset_after, 
             y[t, b, col0:col0 + hidden] = out_row
 
 
+@par_jit
+def _forward_blocks(xproj, w_rec, whn, b_hn, lengths, reverse, keep, reset_after, y, col0, hs,
+                    gates, q_tape, blocks):
+    batch = xproj.shape[1]
+    for part in prange(blocks):
+        _forward_rows(xproj, w_rec, whn, b_hn, lengths, reverse, keep, reset_after, y, col0, hs,
+                      gates, q_tape, *batch_block(part, blocks, batch))
+
+
 @scan_jit
-def _backward_scan(dy, col0, dh_n, w_rec_t, whn_t, lengths, reverse, reset_after, hs, gates, q_tape,
-                   d_ih, d_hh, dh0, clip, norms):
+def _backward_rows(dy, col0, dh_n, w_rec_t, whn_t, lengths, reverse, reset_after, hs, gates,
+                   q_tape, d_ih, d_hh, dh0, clip, norms, b0, b1):
+    """Backward scan of the sequences ``b0:b1``."""
     steps, batch, _ = d_ih.shape
     hidden = dh_n.shape[1]
+    rows = b1 - b0
     one = np.ones(1, d_ih.dtype)[0]
-    dh = dh_n.copy()
-    dh_rec = np.empty((batch, hidden), d_ih.dtype)
-    dh_direct = np.zeros((batch, hidden), d_ih.dtype)
-    dh_reset = np.zeros((batch, hidden), d_ih.dtype)
-    da_n = np.zeros((batch, hidden), d_ih.dtype)
-    d_rh = np.empty((batch, hidden), d_ih.dtype)
-    d_rz = np.zeros((batch, 2 * hidden), d_ih.dtype)
-    product_t = np.empty((hidden, batch), d_ih.dtype)
+    dh = dh_n[b0:b1].copy()
+    dh_rec = np.empty((rows, hidden), d_ih.dtype)
+    dh_direct = np.zeros((rows, hidden), d_ih.dtype)
+    dh_reset = np.zeros((rows, hidden), d_ih.dtype)
+    da_n = np.zeros((rows, hidden), d_ih.dtype)
+    d_rh = np.empty((rows, hidden), d_ih.dtype)
+    d_rz = np.zeros((rows, 2 * hidden), d_ih.dtype)
+    product_t = np.empty((hidden, rows), d_ih.dtype)
     zeros = np.zeros((batch, dy.shape[2]), d_ih.dtype)
     for s in range(steps):
         t, before, _ = step_slots(steps - 1 - s, steps, reverse, True)
-        dy_t = guarded_output_grad(dh, dy, t, col0, lengths, clip, norms, zeros)
-        for b in range(batch):
+        dy_t = guarded_output_grad(dh, dy, t, col0, lengths, clip, norms, zeros, b0)
+        for i in range(rows):
+            b = b0 + i
             if t >= lengths[b]:
                 d_ih[t, b] = 0.0
                 if reset_after:
                     d_hh[t, b] = 0.0
-                da_n[b] = 0.0
-                d_rz[b] = 0.0
+                da_n[i] = 0.0
+                d_rz[i] = 0.0
                 continue
             g_row, h_row, q_row, di = gates[t, b], hs[before, b], q_tape[t, b], d_ih[t, b]
             dhh = d_hh[t, b] if reset_after else di
-            dh_row, dy_row, dan, direct_row = dh[b], dy_t[b, col0:], da_n[b], dh_direct[b]
+            dh_row, dy_row, dan, direct_row = dh[i], dy_t[b, col0:], da_n[i], dh_direct[i]
             for j in range(hidden):
                 da_r, da_z, da_n_j, dq, direct = _backward_point(
                     dh_row[j] + dy_row[j], g_row[j], g_row[hidden + j], g_row[2 * hidden + j],
@@ -114,14 +130,15 @@ def _backward_scan(dy, col0, dh_n, w_rec_t, whn_t, lengths, reverse, reset_after
                 dan[j] = da_n_j
                 direct_row[j] = direct
         if reset_after:
-            recurrent_product(d_hh[t], w_rec_t, product_t, dh_rec)
+            recurrent_product(d_hh[t, b0:b1], w_rec_t, product_t, dh_rec)
         else:
             recurrent_product(da_n, whn_t, product_t, d_rh)
-            for b in range(batch):
+            for i in range(rows):
+                b = b0 + i
                 if t >= lengths[b]:
                     continue
-                g_row, h_row, di, drz = gates[t, b], hs[before, b], d_ih[t, b], d_rz[b]
-                drh_row, reset_row = d_rh[b], dh_reset[b]
+                g_row, h_row, di, drz = gates[t, b], hs[before, b], d_ih[t, b], d_rz[i]
+                drh_row, reset_row = d_rh[i], dh_reset[i]
                 for j in range(hidden):
                     da_r, dh_part = _reset_before_point(drh_row[j], g_row[j], h_row[j], one)
                     di[j] = da_r
@@ -129,11 +146,20 @@ def _backward_scan(dy, col0, dh_n, w_rec_t, whn_t, lengths, reverse, reset_after
                     drz[hidden + j] = di[hidden + j]
                     reset_row[j] = dh_part
             recurrent_product(d_rz, w_rec_t, product_t, dh_rec)
-        for b in range(batch):
-            if t < lengths[b]:
+        for i in range(rows):
+            if t < lengths[b0 + i]:
                 for j in range(hidden):
-                    dh[b, j] = dh_rec[b, j] + dh_direct[b, j] + dh_reset[b, j]
-    dh0[:] = dh
+                    dh[i, j] = dh_rec[i, j] + dh_direct[i, j] + dh_reset[i, j]
+    dh0[b0:b1] = dh
+
+
+@par_jit
+def _backward_blocks(dy, col0, dh_n, w_rec_t, whn_t, lengths, reverse, reset_after, hs, gates,
+                     q_tape, d_ih, d_hh, dh0, clip, norms, blocks):
+    batch = d_ih.shape[1]
+    for part in prange(blocks):
+        _backward_rows(dy, col0, dh_n, w_rec_t, whn_t, lengths, reverse, reset_after, hs, gates,
+                       q_tape, d_ih, d_hh, dh0, clip, norms, *batch_block(part, blocks, batch))
 
 
 def _recurrent_weights(spec, weights):
@@ -146,14 +172,21 @@ def _recurrent_weights(spec, weights):
             np.ascontiguousarray(weight_hh[2 * hidden:]))
 
 
+def _blocks(spec, batch):
+    """Blocks of sequences the scans split the batch into (:func:`~._threads.batch_blocks`)."""
+    blocks = batch_blocks(batch * 3 * spec.hidden_size * spec.hidden_size, batch)
+    note_scan_pool(blocks > 1)
+    return blocks
+
+
 def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     """Run one direction of one GRU layer; see :func:`fastrnn.kernels.cpu.lstm.forward`.
 
     ``state0`` and the returned state are the 1-tuple ``(h,)``.
     """
-    note_scan_pool(False)
     steps, batch, _ = x.shape
     hidden, dtype = spec.hidden_size, y.dtype
+    blocks = _blocks(spec, batch)
     if spec.bias:
         b_hh = weights["bias_hh"]
         bias = weights["bias_ih"].copy()
@@ -161,14 +194,19 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
         b_hn = np.ascontiguousarray(b_hh[2 * hidden:])
     else:
         bias, b_hn = None, np.zeros(hidden, dtype)
-    xproj = input_projection(x, weights["weight_ih"], bias)
     w_rec, whn = _recurrent_weights(spec, weights)
     slots = tape_length(steps, keep_tape)
     hs = state_buffer(state0[0], steps, keep_tape, reverse)
     gates = np.empty((slots, batch, 3 * hidden), dtype)
     q_tape = np.empty((slots, batch, hidden), dtype)
-    _forward_scan(xproj, w_rec, whn, b_hn,
-                  lengths, reverse, keep_tape, spec.reset_after, y, col0, hs, gates, q_tape)
+    args = (w_rec, whn, b_hn, lengths, reverse, keep_tape, spec.reset_after, y, col0, hs, gates,
+            q_tape)
+    with blas_threads_for(blocks):
+        if blocks > 1:
+            _forward_blocks(input_projection(x, weights["weight_ih"], bias, split_project), *args,
+                            blocks)
+        else:
+            _forward_rows(input_projection(x, weights["weight_ih"], bias), *args, 0, batch)
     state_n = (hs[final_slot(steps, keep_tape, reverse)].copy(),)
     if not keep_tape:
         return state_n, None
@@ -178,26 +216,32 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
 def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None,
              error_norms=None):
     """Backward of :func:`forward`; see :func:`fastrnn.kernels.cpu.lstm.backward`."""
-    note_scan_pool(False)
     x, gates, hs, reverse = tape["x"], tape["gates"], tape["hs"], tape["reverse"]
     steps, batch, _ = x.shape
     hidden, dtype = spec.hidden_size, gates.dtype
+    blocks = _blocks(spec, batch)
+    split = blocks > 1
     d_ih = scratch("d_ih", gates.shape, dtype)
     d_hh = (scratch("d_hh", gates.shape, dtype) if spec.reset_after
             else np.empty((0, batch, 3 * hidden), dtype))
     dh0 = np.empty((batch, hidden), dtype)
     w_rec, whn = _recurrent_weights(spec, weights)
-    _backward_scan(dy, col0, dstate_n[0], transposed(w_rec),
-                   transposed(whn), tape["lengths"], reverse, spec.reset_after,
-                   hs, gates, tape["q"], d_ih, d_hh, dh0, *error_guard(error_clip, error_norms))
-    accumulate_input_grads(d_ih, x, weights["weight_ih"], grads["weight_ih"], dx)
+    args = (dy, col0, dstate_n[0], transposed(w_rec), transposed(whn), tape["lengths"], reverse,
+            spec.reset_after, hs, gates, tape["q"], d_ih, d_hh, dh0,
+            *error_guard(error_clip, error_norms))
     grad_hh = grads["weight_hh"]
     h_before = entering_states(hs, reverse)
-    if spec.reset_after:
-        accumulate_outer(grad_hh, d_hh, h_before)
-    else:
-        accumulate_outer(grad_hh[:2 * hidden], d_ih[:, :, :2 * hidden], h_before)
-        accumulate_outer(grad_hh[2 * hidden:], d_ih[:, :, 2 * hidden:], tape["q"])
+    with blas_threads_for(blocks):
+        if split:
+            _backward_blocks(*args, blocks)
+        else:
+            _backward_rows(*args, 0, batch)
+        input_grads(weights["weight_ih"], grads["weight_ih"], d_ih, x, dx, split)
+        if spec.reset_after:
+            add_outer(grad_hh, d_hh, h_before, split)
+        else:
+            add_outer(grad_hh[:2 * hidden], d_ih[:, :, :2 * hidden], h_before, split)
+            add_outer(grad_hh[2 * hidden:], d_ih[:, :, 2 * hidden:], tape["q"], split)
     if spec.bias:
         grads["bias_ih"] += column_sums(d_ih)
         grads["bias_hh"] += column_sums(d_hh if spec.reset_after else d_ih)

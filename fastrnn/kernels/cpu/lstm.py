@@ -10,16 +10,17 @@ what lets LLVM vectorise the pointwise loops.
 """
 
 import numpy as np
+from numba import prange
 
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
-from ._common import (_rows, accumulate_input_grads, accumulate_outer, accumulate_token_grads,
-                      add_into, bias_gradient, entering_states, error_guard, final_slot,
-                      guard_step_error, input_projection, is_tokens, recurrent_preactivation,
-                      recurrent_product, row_index, scratch, state_buffer, step_slots,
-                      tape_length, token_table, transposed)
-from ._gemm import SPLIT, split_dot_add, split_outer_add, split_project
-from ._jit import point_jit, row_jit, scan_jit
-from ._threads import note_scan_pool, single_blas_thread, unit_chunk, use_parallel_scan
+from ._common import (add_into, add_outer, bias_gradient, entering_states, error_guard,
+                      final_slot, guard_step_error, input_grads, input_projection, is_tokens,
+                      recurrent_preactivation, recurrent_product, row_index, scratch,
+                      state_buffer, step_slots, tape_length, token_table, transposed)
+from ._gemm import SPLIT, batch_block, split_project
+from ._jit import par_jit, point_jit, row_jit, scan_jit
+from ._threads import (batch_blocks, blas_threads_for, note_scan_pool, single_blas_thread,
+                       unit_chunk, use_parallel_scan)
 from . import lstm_threaded
 
 _forward_point = point_jit(lstm_forward_point)
@@ -67,91 +68,117 @@ def _backward_row(dm, dc_next, gates, c_before, c_after, p_i, p_f, p_o, coupled,
 
 
 @scan_jit
-def _forward_scan(xproj, whh, whr, peep, lengths, reverse, keep, coupled, y, col0, hs, cs,
-                  gates, m_tape):
-    steps, batch, _ = xproj.shape
+def _forward_rows(xproj, whh, whr, peep, lengths, reverse, keep, coupled, y, col0, hs, cs,
+                  gates, m_tape, b0, b1):
+    """Forward scan of the sequences ``b0:b1`` (each one independent of the others)."""
+    steps = xproj.shape[0]
     hidden = cs.shape[2]
     out = hs.shape[2]
+    rows = b1 - b0
     project = whr.shape[0] > 0
     one = np.ones(1, xproj.dtype)[0]
     p_i, p_f, p_o = peep[0], peep[1], peep[2]
-    rec = np.empty((batch, xproj.shape[2]), xproj.dtype)
-    rec_t = np.empty((xproj.shape[2], batch), xproj.dtype)
-    h_t = np.empty((out, batch), xproj.dtype)
-    m = np.zeros((batch, hidden), xproj.dtype)
+    rec = np.empty((rows, xproj.shape[2]), xproj.dtype)
+    rec_t = np.empty((xproj.shape[2], rows), xproj.dtype)
+    h_t = np.empty((out, rows), xproj.dtype)
+    m = np.zeros((rows, hidden), xproj.dtype)
     for s in range(steps):
         t, before, after = step_slots(s, steps, reverse, keep)
         k = t if keep else 0
-        h_prev, c_prev, h_next, c_next = hs[before], cs[before], hs[after], cs[after]
-        recurrent_preactivation(h_prev, whh, xproj[t], rec_t, rec)
-        for b in range(batch):
-            if t >= lengths[b]:
-                c_next[b] = c_prev[b]
+        h_prev, c_prev = hs[before, b0:b1], cs[before, b0:b1]
+        h_next, c_next = hs[after, b0:b1], cs[after, b0:b1]
+        recurrent_preactivation(h_prev, whh, xproj[t, b0:b1], rec_t, rec)
+        for i in range(rows):
+            if t >= lengths[b0 + i]:
+                c_next[i] = c_prev[i]
                 continue
-            _forward_row(rec[b], gates[k, b], c_prev[b], c_next[b],
-                         m[b] if project else h_next[b], p_i, p_f, p_o, coupled, one)
+            _forward_row(rec[i], gates[k, b0 + i], c_prev[i], c_next[i],
+                         m[i] if project else h_next[i], p_i, p_f, p_o, coupled, one)
         if project:
             recurrent_product(m, whr, h_t, h_next)
-        for b in range(batch):
+        for i in range(rows):
+            b = b0 + i
             valid = t < lengths[b]
             if valid:
-                y[t, b, col0:col0 + out] = h_next[b]
+                y[t, b, col0:col0 + out] = h_next[i]
             else:
-                h_next[b] = h_prev[b]
+                h_next[i] = h_prev[i]
             if project and keep:
                 if valid:
-                    m_tape[t, b] = m[b]
+                    m_tape[t, b] = m[i]
                 else:
                     m_tape[t, b] = 0.0
 
 
+@par_jit
+def _forward_blocks(xproj, whh, whr, peep, lengths, reverse, keep, coupled, y, col0, hs, cs,
+                    gates, m_tape, blocks):
+    batch = xproj.shape[1]
+    for part in prange(blocks):
+        _forward_rows(xproj, whh, whr, peep, lengths, reverse, keep, coupled, y, col0, hs, cs,
+                      gates, m_tape, *batch_block(part, blocks, batch))
+
+
 @scan_jit
-def _backward_scan(dy, col0, dh_n, dc_n, whh_t, whr_t, lengths, reverse, coupled, peep, cs, gates,
-                   d_pre, dh_tape, dh0, dc0, clip, norms):
-    steps, batch, _ = d_pre.shape
+def _backward_rows(dy, col0, dh_n, dc_n, whh_t, whr_t, lengths, reverse, coupled, peep, cs, gates,
+                   d_pre, dh_tape, dh0, dc0, clip, norms, b0, b1):
+    """Backward scan of the sequences ``b0:b1``."""
+    steps = d_pre.shape[0]
     hidden = dc_n.shape[1]
     out = dh_n.shape[1]
+    rows = b1 - b0
     project = whr_t.shape[0] > 0
     one = np.ones(1, d_pre.dtype)[0]
     p_i, p_f, p_o = peep[0], peep[1], peep[2]
-    dh = dh_n.copy()
-    dc_next = dc_n.copy()
+    dh = dh_n[b0:b1].copy()
+    dc_next = dc_n[b0:b1].copy()
     dc_prev = np.empty_like(dc_next)
-    dh_total = np.zeros((batch, out), d_pre.dtype)
-    dm = np.empty((batch, hidden), d_pre.dtype) if project else dh_total
-    dh_rec = np.empty((batch, out), d_pre.dtype)
-    dh_rec_t = np.empty((out, batch), d_pre.dtype)
-    dm_t = np.empty((hidden, batch), d_pre.dtype)
-    shortest = lengths.min()
+    dh_total = np.zeros((rows, out), d_pre.dtype)
+    dm = np.empty((rows, hidden), d_pre.dtype) if project else dh_total
+    dh_rec = np.empty((rows, out), d_pre.dtype)
+    dh_rec_t = np.empty((out, rows), d_pre.dtype)
+    dm_t = np.empty((hidden, rows), d_pre.dtype)
+    shortest = lengths[b0:b1].min()
     for s in range(steps):
         t, before, after = step_slots(steps - 1 - s, steps, reverse, True)
-        for b in range(batch):
-            if t < lengths[b]:
-                add_into(dh[b], dy[t, b, col0:col0 + out], dh_total[b])
+        for i in range(rows):
+            if t < lengths[b0 + i]:
+                add_into(dh[i], dy[t, b0 + i, col0:col0 + out], dh_total[i])
             else:
-                dh_total[b] = 0.0
+                dh_total[i] = 0.0
         if clip > 0.0 or norms.shape[0] > 0:
-            guard_step_error(dh_total, t, lengths, clip, norms)
+            guard_step_error(dh_total, t, lengths, clip, norms, b0)
         if project:
-            dh_tape[t] = dh_total
+            dh_tape[t, b0:b1] = dh_total
             recurrent_product(dh_total, whr_t, dm_t, dm)
-        for b in range(batch):
+        for i in range(rows):
+            b = b0 + i
             if t >= lengths[b]:
                 d_pre[t, b] = 0.0
-                dc_prev[b] = dc_next[b]
+                dc_prev[i] = dc_next[i]
                 continue
-            _backward_row(dm[b], dc_next[b], gates[t, b], cs[before, b], cs[after, b], p_i, p_f,
-                          p_o, coupled, one, d_pre[t, b], dc_prev[b])
-        recurrent_product(d_pre[t], whh_t, dh_rec_t, dh_rec)
+            _backward_row(dm[i], dc_next[i], gates[t, b], cs[before, b], cs[after, b], p_i, p_f,
+                          p_o, coupled, one, d_pre[t, b], dc_prev[i])
+        recurrent_product(d_pre[t, b0:b1], whh_t, dh_rec_t, dh_rec)
         if t < shortest:
             dh, dh_rec = dh_rec, dh
         else:
-            for b in range(batch):
-                if t < lengths[b]:
-                    dh[b] = dh_rec[b]
+            for i in range(rows):
+                if t < lengths[b0 + i]:
+                    dh[i] = dh_rec[i]
         dc_next, dc_prev = dc_prev, dc_next
-    dh0[:] = dh
-    dc0[:] = dc_next
+    dh0[b0:b1] = dh
+    dc0[b0:b1] = dc_next
+
+
+@par_jit
+def _backward_blocks(dy, col0, dh_n, dc_n, whh_t, whr_t, lengths, reverse, coupled, peep, cs,
+                     gates, d_pre, dh_tape, dh0, dc0, clip, norms, blocks):
+    batch = d_pre.shape[1]
+    for part in prange(blocks):
+        _backward_rows(dy, col0, dh_n, dc_n, whh_t, whr_t, lengths, reverse, coupled, peep, cs,
+                       gates, d_pre, dh_tape, dh0, dc0, clip, norms,
+                       *batch_block(part, blocks, batch))
 
 
 def _peephole_rows(spec, weights, dtype):
@@ -199,7 +226,8 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     cs = state_buffer(state0[1], steps, keep_tape, reverse)
     peep = _peephole_rows(spec, weights, dtype)
     gates = np.empty((slots, batch, weights["weight_ih"].shape[0]), dtype)
-    if _threaded(spec, batch):
+    mode = _scan_mode(spec, batch)
+    if mode == "units":
         with single_blas_thread():
             if is_tokens(x):
                 xtable, xindex = token_table(weights["weight_ih"], bias), x.reshape(steps, batch)
@@ -211,11 +239,17 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
                                        unit_chunk(hidden))
         m_tape = None
     else:
-        xproj = input_projection(x, weights["weight_ih"], bias)
+        blocks = SPLIT if mode == "blocks" else 1
         whr = weights["weight_hr"] if project else np.empty((0, 0), dtype)
         m_tape = np.empty((slots if project else 1, batch, hidden), dtype)
-        _forward_scan(xproj, weights["weight_hh"], whr, peep, lengths, reverse, keep_tape,
-                      spec.coupled, y, col0, hs, cs, gates, m_tape)
+        args = (weights["weight_hh"], whr, peep, lengths, reverse, keep_tape, spec.coupled, y,
+                col0, hs, cs, gates, m_tape)
+        with blas_threads_for(blocks):
+            if blocks > 1:
+                _forward_blocks(input_projection(x, weights["weight_ih"], bias, split_project),
+                                *args, blocks)
+            else:
+                _forward_rows(input_projection(x, weights["weight_ih"], bias), *args, 0, batch)
     last = final_slot(steps, keep_tape, reverse)
     state_n = (hs[last].copy(), cs[last].copy())
     if not keep_tape:
@@ -224,13 +258,24 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
                          m=m_tape if project else None)
 
 
-def _threaded(spec, batch):
-    """Whether this layer's scans run on numba's threads (:mod:`.lstm_threaded`)."""
+def _scan_mode(spec, batch):
+    """How this layer's scans use the threads.
+
+    ``"units"``: :mod:`.lstm_threaded`, each numba thread owning a block of
+    hidden units (no projection); ``"blocks"``: each numba thread running the
+    whole scan for a block of sequences (:func:`~._threads.batch_blocks`);
+    ``"serial"``: one scan, BLAS's threads for its products.
+    """
     gate_rows = (3 if spec.coupled else 4) * spec.hidden_size
-    threaded = spec.proj_size == 0 and use_parallel_scan(batch * gate_rows * spec.hidden_size,
-                                                         batch)
-    note_scan_pool(threaded)
-    return threaded
+    work = batch * gate_rows * spec.output_size
+    if spec.proj_size == 0 and use_parallel_scan(work, batch):
+        mode = "units"
+    elif batch_blocks(work, batch) > 1:
+        mode = "blocks"
+    else:
+        mode = "serial"
+    note_scan_pool(mode != "serial")
+    return mode
 
 
 def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None,
@@ -272,26 +317,27 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
     dc0 = np.empty((batch, hidden), dtype)
     peep = _peephole_rows(spec, weights, dtype)
     guard = error_guard(error_clip, error_norms)
-    if _threaded(spec, batch):
-        with single_blas_thread():
+    mode = _scan_mode(spec, batch)
+    split = mode != "serial"
+    with blas_threads_for(SPLIT if split else 1):
+        if mode == "units":
             lstm_threaded.backward_scan(dy, col0, dstate_n[0], dstate_n[1], weights["weight_hh"],
-                                        tape["lengths"],
-                                        reverse, spec.coupled, peep, cs, gates, d_pre, dh0, dc0,
-                                        unit_chunk(hidden), *guard)
-            token_sums = _split_weight_grads(weights, grads, d_pre, x,
-                                             entering_states(tape["hs"], reverse), dx)
-    else:
-        whh_t = transposed(weights["weight_hh"])
-        dh_tape = scratch("dh_tape", (steps if project else 1, batch, out), dtype)
-        whr_t = (transposed(weights["weight_hr"]) if project
-                 else np.empty((0, 0), dtype))
-        _backward_scan(dy, col0, dstate_n[0], dstate_n[1], whh_t, whr_t, tape["lengths"],
-                       reverse, spec.coupled, peep, cs, gates, d_pre, dh_tape, dh0, dc0, *guard)
-        token_sums = accumulate_input_grads(d_pre, x, weights["weight_ih"], grads["weight_ih"],
-                                            dx)
-        accumulate_outer(grads["weight_hh"], d_pre, entering_states(tape["hs"], reverse))
-        if project:
-            accumulate_outer(grads["weight_hr"], dh_tape, tape["m"])
+                                        tape["lengths"], reverse, spec.coupled, peep, cs, gates,
+                                        d_pre, dh0, dc0, unit_chunk(hidden), *guard)
+        else:
+            dh_tape = scratch("dh_tape", (steps if project else 1, batch, out), dtype)
+            whr_t = transposed(weights["weight_hr"]) if project else np.empty((0, 0), dtype)
+            args = (dy, col0, dstate_n[0], dstate_n[1], transposed(weights["weight_hh"]), whr_t,
+                    tape["lengths"], reverse, spec.coupled, peep, cs, gates, d_pre, dh_tape, dh0,
+                    dc0, *guard)
+            if mode == "blocks":
+                _backward_blocks(*args, SPLIT)
+            else:
+                _backward_rows(*args, 0, batch)
+            if project:
+                add_outer(grads["weight_hr"], dh_tape, tape["m"], split)
+        token_sums = input_grads(weights["weight_ih"], grads["weight_ih"], d_pre, x, dx, split)
+        add_outer(grads["weight_hh"], d_pre, entering_states(tape["hs"], reverse), split)
     if spec.bias:
         bias_grad = bias_gradient(d_pre, token_sums)
         grads["bias_ih"] += bias_grad
@@ -299,28 +345,6 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
     if spec.peephole:
         grads["weight_ch"] += _peephole_grads(spec, d_pre, cs, reverse)
     return dh0, dc0
-
-
-def _split_weight_grads(weights, grads, d_pre, x, h_entering, dx):
-    """The weight and input gradients of :func:`backward`, as parallel row-split GEMMs.
-
-    Returns the per-token sums of ``d_pre`` for token input, else None.
-    """
-    d_rows = _rows(d_pre)
-    pairs = [(grads["weight_hh"], h_entering)]
-    token_sums = None
-    if is_tokens(x):
-        token_sums = accumulate_token_grads(grads["weight_ih"], d_pre, x)
-    else:
-        pairs.append((grads["weight_ih"], x))
-    for grad, inputs in pairs:
-        split_outer_add(grad, d_rows, _rows(inputs), scratch("partials", (SPLIT,) + grad.shape,
-                                                             grad.dtype))
-    if token_sums is None:
-        dx_rows = _rows(dx)
-        split_dot_add(dx_rows, d_rows, weights["weight_ih"],
-                      scratch("product", dx_rows.shape, dx.dtype))
-    return token_sums
 
 
 def _peephole_grads(spec, d_pre, cs, reverse):

@@ -142,7 +142,7 @@ def backward_scan(dy, col0, dh_n, dc_n, whh, lengths, reverse, coupled, peep, cs
     zeros = np.zeros((batch, dy.shape[2]), d_pre.dtype)
     for s in range(steps):
         t, before, after = step_slots(steps - 1 - s, steps, reverse, True)
-        dy_t = guarded_output_grad(dh, dy, t, col0, lengths, clip, norms, zeros)
+        dy_t = guarded_output_grad(dh, dy, t, col0, lengths, clip, norms, zeros, 0)
         for block in prange(n_chunks):
             j0 = block * chunk
             j1 = min(hidden, j0 + chunk)

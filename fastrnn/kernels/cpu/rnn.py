@@ -5,13 +5,15 @@ Per step: one GEMM ``h_{t-1} @ W_hh^T`` and the pointwise nonlinearity of
 """
 
 import numpy as np
+from numba import prange
 
 from ...cells.rnn import RELU, TANH, rnn_backward_point, rnn_forward_point
-from ._common import (accumulate_input_grads, accumulate_outer, bias_gradient, entering_states,
-                      error_guard, final_slot, guarded_output_grad, input_projection,
-                      recurrent_product, scratch, state_buffer, step_slots, transposed)
-from ._jit import point_jit, scan_jit
-from ._threads import note_scan_pool
+from ._common import (add_outer, bias_gradient, entering_states, error_guard, final_slot,
+                      guarded_output_grad, input_grads, input_projection, recurrent_product, scratch,
+                      state_buffer, step_slots, transposed)
+from ._gemm import batch_block, split_project
+from ._jit import par_jit, point_jit, scan_jit
+from ._threads import batch_blocks, blas_threads_for, note_scan_pool
 
 _forward_point = point_jit(rnn_forward_point)
 _backward_point = point_jit(rnn_backward_point)
@@ -19,49 +21,78 @@ _NONLINEARITY_CODES = {"tanh": TANH, "relu": RELU}
 
 
 @scan_jit
-def _forward_scan(xproj, whh, lengths, reverse, keep, nonlinearity, y, col0, hs):
-    steps, batch, hidden = xproj.shape
+def _forward_rows(xproj, whh, lengths, reverse, keep, nonlinearity, y, col0, hs, b0, b1):
+    """Forward scan of the sequences ``b0:b1`` (each one independent of the others)."""
+    steps, _, hidden = xproj.shape
+    rows = b1 - b0
     one = np.ones(1, xproj.dtype)[0]
-    rec = np.empty((batch, hidden), xproj.dtype)
-    rec_t = np.empty((hidden, batch), xproj.dtype)
+    rec = np.empty((rows, hidden), xproj.dtype)
+    rec_t = np.empty((hidden, rows), xproj.dtype)
     for s in range(steps):
         t, before, after = step_slots(s, steps, reverse, keep)
-        h_prev, h_next = hs[before], hs[after]
+        h_prev, h_next = hs[before, b0:b1], hs[after, b0:b1]
         recurrent_product(h_prev, whh, rec_t, rec)
-        for b in range(batch):
-            if t >= lengths[b]:
-                h_next[b] = h_prev[b]
+        for i in range(rows):
+            if t >= lengths[b0 + i]:
+                h_next[i] = h_prev[i]
                 continue
-            a, r, h_row = xproj[t, b], rec[b], h_next[b]
+            a, r, h_row = xproj[t, b0 + i], rec[i], h_next[i]
             for j in range(hidden):
                 h_row[j] = _forward_point(a[j] + r[j], nonlinearity, one)
-            y[t, b, col0:col0 + hidden] = h_row
+            y[t, b0 + i, col0:col0 + hidden] = h_row
+
+
+@par_jit
+def _forward_blocks(xproj, whh, lengths, reverse, keep, nonlinearity, y, col0, hs, blocks):
+    batch = xproj.shape[1]
+    for part in prange(blocks):
+        _forward_rows(xproj, whh, lengths, reverse, keep, nonlinearity, y, col0, hs,
+                      *batch_block(part, blocks, batch))
 
 
 @scan_jit
-def _backward_scan(dy, col0, dh_n, whh_t, lengths, reverse, nonlinearity, hs, d_pre, dh0, clip,
-                   norms):
+def _backward_rows(dy, col0, dh_n, whh_t, lengths, reverse, nonlinearity, hs, d_pre, dh0, clip,
+                   norms, b0, b1):
+    """Backward scan of the sequences ``b0:b1``."""
     steps, batch, hidden = d_pre.shape
+    rows = b1 - b0
     one = np.ones(1, d_pre.dtype)[0]
-    dh = dh_n.copy()
-    dh_rec = np.empty((batch, hidden), d_pre.dtype)
-    dh_rec_t = np.empty((hidden, batch), d_pre.dtype)
+    dh = dh_n[b0:b1].copy()
+    dh_rec = np.empty((rows, hidden), d_pre.dtype)
+    dh_rec_t = np.empty((hidden, rows), d_pre.dtype)
     zeros = np.zeros((batch, dy.shape[2]), d_pre.dtype)
     for s in range(steps):
         t, _, after = step_slots(steps - 1 - s, steps, reverse, True)
-        dy_t = guarded_output_grad(dh, dy, t, col0, lengths, clip, norms, zeros)
-        for b in range(batch):
+        dy_t = guarded_output_grad(dh, dy, t, col0, lengths, clip, norms, zeros, b0)
+        for i in range(rows):
+            b = b0 + i
             if t >= lengths[b]:
                 d_pre[t, b] = 0.0
                 continue
-            d_row, h_row, dh_row, dy_row = d_pre[t, b], hs[after, b], dh[b], dy_t[b, col0:]
+            d_row, h_row, dh_row, dy_row = d_pre[t, b], hs[after, b], dh[i], dy_t[b, col0:]
             for j in range(hidden):
                 d_row[j] = _backward_point(dh_row[j] + dy_row[j], h_row[j], nonlinearity, one)
-        recurrent_product(d_pre[t], whh_t, dh_rec_t, dh_rec)
-        for b in range(batch):
-            if t < lengths[b]:
-                dh[b] = dh_rec[b]
-    dh0[:] = dh
+        recurrent_product(d_pre[t, b0:b1], whh_t, dh_rec_t, dh_rec)
+        for i in range(rows):
+            if t < lengths[b0 + i]:
+                dh[i] = dh_rec[i]
+    dh0[b0:b1] = dh
+
+
+@par_jit
+def _backward_blocks(dy, col0, dh_n, whh_t, lengths, reverse, nonlinearity, hs, d_pre, dh0, clip,
+                     norms, blocks):
+    batch = d_pre.shape[1]
+    for part in prange(blocks):
+        _backward_rows(dy, col0, dh_n, whh_t, lengths, reverse, nonlinearity, hs, d_pre, dh0,
+                       clip, norms, *batch_block(part, blocks, batch))
+
+
+def _blocks(spec, batch):
+    """Blocks of sequences the scans split the batch into (:func:`~._threads.batch_blocks`)."""
+    blocks = batch_blocks(batch * spec.hidden_size * spec.hidden_size, batch)
+    note_scan_pool(blocks > 1)
+    return blocks
 
 
 def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
@@ -69,13 +100,18 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
 
     ``state0`` and the returned state are the 1-tuple ``(h,)``.
     """
-    note_scan_pool(False)
-    steps = x.shape[0]
+    steps, batch, _ = x.shape
+    blocks = _blocks(spec, batch)
     bias = weights["bias_ih"] + weights["bias_hh"] if spec.bias else None
-    xproj = input_projection(x, weights["weight_ih"], bias)
     hs = state_buffer(state0[0], steps, keep_tape, reverse)
-    _forward_scan(xproj, weights["weight_hh"], lengths, reverse,
-                  keep_tape, _NONLINEARITY_CODES[spec.nonlinearity], y, col0, hs)
+    args = (weights["weight_hh"], lengths, reverse, keep_tape,
+            _NONLINEARITY_CODES[spec.nonlinearity], y, col0, hs)
+    with blas_threads_for(blocks):
+        if blocks > 1:
+            _forward_blocks(input_projection(x, weights["weight_ih"], bias, split_project), *args,
+                            blocks)
+        else:
+            _forward_rows(input_projection(x, weights["weight_ih"], bias), *args, 0, batch)
     state_n = (hs[final_slot(steps, keep_tape, reverse)].copy(),)
     if not keep_tape:
         return state_n, None
@@ -85,17 +121,22 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
 def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None,
              error_norms=None):
     """Backward of :func:`forward`; see :func:`fastrnn.kernels.cpu.lstm.backward`."""
-    note_scan_pool(False)
     x, hs, reverse = tape["x"], tape["hs"], tape["reverse"]
     steps, batch, _ = x.shape
+    blocks = _blocks(spec, batch)
     d_pre = scratch("d_pre", (steps, batch, spec.hidden_size), hs.dtype)
     dh0 = np.empty((batch, spec.hidden_size), hs.dtype)
-    _backward_scan(dy, col0, dstate_n[0], transposed(weights["weight_hh"]),
-                   tape["lengths"], reverse,
-                   _NONLINEARITY_CODES[spec.nonlinearity], hs, d_pre, dh0,
-                   *error_guard(error_clip, error_norms))
-    token_sums = accumulate_input_grads(d_pre, x, weights["weight_ih"], grads["weight_ih"], dx)
-    accumulate_outer(grads["weight_hh"], d_pre, entering_states(hs, reverse))
+    args = (dy, col0, dstate_n[0], transposed(weights["weight_hh"]), tape["lengths"], reverse,
+            _NONLINEARITY_CODES[spec.nonlinearity], hs, d_pre, dh0,
+            *error_guard(error_clip, error_norms))
+    with blas_threads_for(blocks):
+        if blocks > 1:
+            _backward_blocks(*args, blocks)
+        else:
+            _backward_rows(*args, 0, batch)
+        token_sums = input_grads(weights["weight_ih"], grads["weight_ih"], d_pre, x, dx,
+                                 blocks > 1)
+        add_outer(grads["weight_hh"], d_pre, entering_states(hs, reverse), blocks > 1)
     if spec.bias:
         bias_grad = bias_gradient(d_pre, token_sums)
         grads["bias_ih"] += bias_grad
