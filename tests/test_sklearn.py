@@ -14,9 +14,11 @@ from sklearn.exceptions import NotFittedError  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
-from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+from sklearn.utils.estimator_checks import (check_classifiers_train,  # noqa: E402
+                                            parametrize_with_checks)
 
 import fastrnn as fr  # noqa: E402
+import fastrnn.sklearn as fastrnn_sklearn  # noqa: E402
 from fastrnn.sklearn import EXPECTED_FAILED_CHECKS, RNNClassifier, RNNRegressor  # noqa: E402
 
 LABELS = np.array(["early", "middle", "late"])
@@ -101,6 +103,18 @@ def test_sequences_of_another_length_are_predicted():
     clf = small(RNNClassifier, epochs=2).fit(X, y)
     longer, _ = bump_data(7, rng, steps=20)
     assert clf.predict_proba(longer).shape == (7, 3)
+
+
+def test_prediction_in_chunks_equals_one_pass(monkeypatch):
+    rng = np.random.default_rng(19)
+    X, y = bump_data(40, rng)
+    clf = small(RNNClassifier, epochs=2, pooling="mean").fit(X, y)
+    logits = clf.model_(np.ascontiguousarray(X.transpose(1, 0, 2)))[0].mean(axis=0)
+    monkeypatch.setattr(fastrnn_sklearn, "_PREDICT_CHUNK", 7)
+    np.testing.assert_allclose(np.log(clf.predict_proba(X)),
+                               logits - np.log(np.exp(logits).sum(axis=1, keepdims=True)),
+                               rtol=1e-12, atol=1e-12)
+    assert np.array_equal(clf.predict(X), clf.classes_[logits.argmax(axis=1)])
 
 
 def test_float32_estimator_computes_in_float32():
@@ -309,3 +323,25 @@ def test_without_sklearn_the_import_error_says_how_to_install():
     xfail_strict=True)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+class _FixedLengthClassifier(RNNClassifier):
+    """Refuses 2-D X of another length than in fit, the one thing
+    ``check_classifiers_train`` asks that a sequence model does not do."""
+
+    def fit(self, X, y):
+        self._fit_length = np.shape(X)[1]
+        return super().fit(X, y)
+
+    def _check_predict_X(self, X):
+        if np.ndim(X) == 2 and np.shape(X)[1] != self._fit_length:
+            raise ValueError(f"X has {np.shape(X)[1]} steps, fit had {self._fit_length}")
+        return super()._check_predict_X(X)
+
+
+@pytest.mark.parametrize("variant", [{}, {"readonly_memmap": True},
+                                     {"readonly_memmap": True, "X_dtype": np.float32}])
+def test_check_classifiers_train_fails_only_on_transposed_X(variant):
+    """The xfailed check, run to its end: accuracy > 0.83, predict_proba, shapes."""
+    check_classifiers_train("RNNClassifier", _FixedLengthClassifier(hidden_size=8, random_state=0),
+                            **variant)
