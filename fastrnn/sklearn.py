@@ -45,6 +45,7 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess tes
 
 from . import losses
 from ._validation import check_choice, check_int, check_positive, resolve_dtype
+from .device import DEVICES
 from .nn import GRU, LSTM, RNN, Linear, Sequential
 from .saving import build_model, describe_model
 from .training import TruncatedBPTT, clip_grad_norm, optimizers
@@ -149,7 +150,7 @@ class _RNNEstimator(BaseEstimator):
             clip=None if self.clip is None else check_positive("clip", self.clip),
             tbptt=None if self.tbptt is None else check_int("tbptt", self.tbptt, 1),
             dtype=resolve_dtype(self.dtype),
-            device=check_choice("device", self.device, ("auto", "cpu", "cuda")))
+            device=check_choice("device", self.device, DEVICES))
 
     def _time_major(self, X, reset):
         """Checked X (2-D or 3-D, already converted by sklearn) as a (T, n, F) array."""

@@ -316,6 +316,15 @@ def test_without_sklearn_the_import_error_says_how_to_install():
     assert "pip install scikit-learn" in result.stdout
 
 
+def test_an_old_sklearn_is_refused_with_the_upgrade_command():
+    result = _run("import sklearn; sklearn.__version__ = '1.5.2'\n"
+                  "try:\n    import fastrnn.sklearn\n"
+                  "except ImportError as error:\n    print(error)")
+    assert result.returncode == 0, result.stderr
+    assert "needs scikit-learn >= 1.6 (estimator tags), found 1.5.2: pip install -U" in (
+        result.stdout)
+
+
 # -------------------------------------------------------- estimator checks
 @parametrize_with_checks(
     [RNNClassifier(hidden_size=8, random_state=0), RNNRegressor(hidden_size=8, random_state=0)],
@@ -345,3 +354,4 @@ def test_check_classifiers_train_fails_only_on_transposed_X(variant):
     """The xfailed check, run to its end: accuracy > 0.83, predict_proba, shapes."""
     check_classifiers_train("RNNClassifier", _FixedLengthClassifier(hidden_size=8, random_state=0),
                             **variant)
+
