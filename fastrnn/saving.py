@@ -138,22 +138,25 @@ def _construct(description, device, source, where):
         if not isinstance(layers, list) or not layers:
             raise ValueError(f"{source}: {where} (Sequential) must list its layers, "
                              f"got {describe(layers)}")
-        return Sequential([_construct(layer, device, source, f"{where}.layers[{index}]")
-                           for index, layer in enumerate(layers)])
-    if name not in _CLASSES:
+        cls, args = Sequential, dict(layers=[
+            _construct(layer, device, source, f"{where}.layers[{index}]")
+            for index, layer in enumerate(layers)])
+    elif name not in _CLASSES:
         raise ValueError(f"{source}: {where} is of unknown class {name!r}; this fastrnn "
                          f"({__version__}) loads {', '.join(sorted(_CLASSES))} and Sequential")
-    cls, _, takes_device = _CLASSES[name]
-    args = description.get("args")
-    if not isinstance(args, dict):
-        raise ValueError(f"{source}: {where} ({name}) must have a dict of constructor "
-                         f"arguments, got {describe(args)}")
-    if takes_device:
-        args = dict(args, device=device)
+    else:
+        cls, _, takes_device = _CLASSES[name]
+        args = description.get("args")
+        if not isinstance(args, dict):
+            raise ValueError(f"{source}: {where} ({name}) must have a dict of constructor "
+                             f"arguments, got {describe(args)}")
+        if takes_device:
+            args = dict(args, device=device)
     try:
         return cls(**args)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{source}: cannot rebuild {where} as {name}(**{args!r}): "
+        shown = "layers" if cls is Sequential else f"**{args!r}"
+        raise ValueError(f"{source}: cannot rebuild {where} as {name}({shown}): "
                          f"{error}") from None
 
 

@@ -194,6 +194,11 @@ def test_refuses_an_unknown_class_inside_a_sequential(tmp_path):
      "cannot rebuild model as Linear.*out_features must be an int >= 1, got -2"),
     ({"class": "LSTM", "args": {"input_size": 3, "hidden_size": 4, "window": 2}},
      "cannot rebuild model as LSTM.*unexpected keyword argument 'window'"),
+    ({"class": "Sequential", "layers": [
+        {"class": "LSTM", "args": {"input_size": 3, "hidden_size": 4, "dtype": "float64"}},
+        {"class": "Linear", "args": {"in_features": 4, "out_features": 1,
+                                     "dtype": "float32"}}]},
+     r"cannot rebuild model as Sequential\(layers\): layers must share one dtype"),
 ])
 def test_refuses_a_malformed_description(tmp_path, description, message):
     path = tmp_path / "model.npz"
