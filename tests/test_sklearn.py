@@ -264,6 +264,15 @@ def test_bad_X_in_fit(X, message):
         small(RNNClassifier).fit(X, np.array([0, 1, 0, 1]))
 
 
+def test_sparse_and_complex_X_are_refused():
+    scipy_sparse = pytest.importorskip("scipy.sparse")
+    y = np.array([0, 1, 0, 1])
+    with pytest.raises(TypeError, match="Sparse data was passed for X, but dense data"):
+        small(RNNClassifier).fit(scipy_sparse.csr_matrix(np.eye(4)), y)
+    with pytest.raises(ValueError, match="Complex data not supported"):
+        small(RNNClassifier).fit(np.ones((4, 3, 2)) * 1j, y)
+
+
 def test_predict_checks_the_features_per_step():
     X, y = sum_data(20, np.random.default_rng(16))
     reg = small(RNNRegressor, epochs=1).fit(X, y)
