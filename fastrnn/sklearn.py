@@ -31,6 +31,8 @@ models are listed with the reason in :data:`EXPECTED_FAILED_CHECKS` and
 passed to the checks as expected failures (``docs/pipelines.md``).
 """
 
+import re
+
 import numpy as np
 
 try:
@@ -50,7 +52,7 @@ from .nn import GRU, LSTM, RNN, Linear, Sequential
 from .saving import build_model, describe_model
 from .training import TruncatedBPTT, clip_grad_norm, optimizers
 
-if tuple(int(part) for part in sklearn.__version__.split(".")[:2]) < (1, 6):
+if tuple(map(int, re.match(r"(\d+)\.(\d+)", sklearn.__version__).groups())) < (1, 6):
     raise ImportError(f"fastrnn.sklearn needs scikit-learn >= 1.6 (estimator tags), found "
                       f"{sklearn.__version__}: pip install -U scikit-learn")
 
@@ -117,8 +119,9 @@ class _RNNEstimator(BaseEstimator):
         return tags
 
     def __getstate__(self):
-        """Pickle ``model_`` as its :func:`fastrnn.save` description and arrays (layers hold
-        views into one buffer and compiled kernels, which pickle would not keep)."""
+        """Pickle ``model_`` as its :func:`fastrnn.save` description and arrays: a layer
+        that has run holds its backend module, which pickle refuses, and a Sequential's
+        layers are views into its one buffer."""
         state = dict(super().__getstate__())  # a copy: on Python >= 3.11 it is self.__dict__
         model = state.pop("model_", None)
         if model is not None:
