@@ -37,7 +37,7 @@ def test_token_ids_equal_one_hot_input(cls, options):
 
 def test_token_ids_on_the_threaded_lstm_path():
     model, ids, one_hot = _one_hot_pair(fr.LSTM, {}, vocab=28, hidden=256, steps=4, batch=32)
-    assert _scan_mode(model.spec, 32) == "units"
+    assert _scan_mode(model.spec, 32, model.dtype) == "units"
     y_ids, _, tape_ids = model.forward(ids)
     y_hot, _, tape_hot = model.forward(one_hot)
     assert_close(y_ids, y_hot, 1e-14, "output")

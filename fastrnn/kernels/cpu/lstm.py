@@ -12,6 +12,7 @@ what lets LLVM vectorise the pointwise loops.
 import numpy as np
 from numba import prange
 
+from ... import config
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
 from ._common import (add_into, add_outer, bias_gradient, entering_states, error_guard,
                       final_slot, guard_step_error, input_grads, input_projection, is_tokens,
@@ -226,7 +227,7 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     cs = state_buffer(state0[1], steps, keep_tape, reverse)
     peep = _peephole_rows(spec, weights, dtype)
     gates = np.empty((slots, batch, weights["weight_ih"].shape[0]), dtype)
-    mode = _scan_mode(spec, batch)
+    mode = _scan_mode(spec, batch, dtype)
     if mode == "units":
         with single_blas_thread():
             if is_tokens(x):
@@ -258,20 +259,24 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
                          m=m_tape if project else None)
 
 
-def _scan_mode(spec, batch):
+def _scan_mode(spec, batch, dtype):
     """How this layer's scans use the threads.
 
-    ``"units"``: :mod:`.lstm_threaded`, each numba thread owning a block of
-    hidden units (no projection); ``"blocks"``: each numba thread running the
-    whole scan for a block of sequences (:func:`~._threads.batch_blocks`);
+    ``"blocks"``: each numba thread runs the whole scan for a block of
+    sequences (:func:`~._threads.batch_blocks`), when ``W_hh`` is small enough
+    for every core to keep all of it (:data:`fastrnn.config.
+    SPLIT_MAX_WEIGHT_BYTES`) or there is a projection; ``"units"``:
+    :mod:`.lstm_threaded`, each numba thread owning a block of hidden units;
     ``"serial"``: one scan, BLAS's threads for its products.
     """
     gate_rows = (3 if spec.coupled else 4) * spec.hidden_size
     work = batch * gate_rows * spec.output_size
-    if spec.proj_size == 0 and use_parallel_scan(work, batch):
-        mode = "units"
-    elif batch_blocks(work, batch) > 1:
+    blocks = batch_blocks(work, batch)
+    weight_bytes = gate_rows * spec.output_size * dtype.itemsize
+    if blocks > 1 and (spec.proj_size > 0 or weight_bytes <= config.SPLIT_MAX_WEIGHT_BYTES):
         mode = "blocks"
+    elif spec.proj_size == 0 and use_parallel_scan(work, batch):
+        mode = "units"
     else:
         mode = "serial"
     note_scan_pool(mode != "serial")
@@ -317,7 +322,7 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
     dc0 = np.empty((batch, hidden), dtype)
     peep = _peephole_rows(spec, weights, dtype)
     guard = error_guard(error_clip, error_norms)
-    mode = _scan_mode(spec, batch)
+    mode = _scan_mode(spec, batch, dtype)
     split = mode != "serial"
     with blas_threads_for(SPLIT if split else 1):
         if mode == "units":
