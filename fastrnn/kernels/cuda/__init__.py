@@ -10,10 +10,11 @@ into the caller's host arrays. Importing this package imports ``numba.cuda``
 on first use of ``device="cuda"``.
 """
 
-from . import rnn
+from . import gru, rnn
 
 NAME = "cuda"
 
 SCANS = {
     "rnn": (rnn.forward, rnn.backward),
+    "gru": (gru.forward, gru.backward),
 }
