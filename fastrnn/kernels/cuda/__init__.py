@@ -10,11 +10,12 @@ into the caller's host arrays. Importing this package imports ``numba.cuda``
 on first use of ``device="cuda"``.
 """
 
-from . import gru, rnn
+from . import gru, lstm, rnn
 
 NAME = "cuda"
 
 SCANS = {
     "rnn": (rnn.forward, rnn.backward),
+    "lstm": (lstm.forward, lstm.backward),
     "gru": (gru.forward, gru.backward),
 }
