@@ -10,7 +10,7 @@ into the caller's host arrays. Importing this package imports ``numba.cuda``
 on first use of ``device="cuda"``.
 """
 
-from . import gru, lstm, rnn
+from . import dense, gru, lstm, rnn
 
 NAME = "cuda"
 
@@ -19,3 +19,6 @@ SCANS = {
     "lstm": (lstm.forward, lstm.backward),
     "gru": (gru.forward, gru.backward),
 }
+
+#: ``(forward, backward)`` of a dense layer; see :mod:`.dense`.
+DENSE = (dense.forward, dense.backward)

@@ -73,7 +73,7 @@ def gemm_source(tile, float_type):
 def gemm_kernel(tile, float_type):
     """The compiled (lazily) GEMM :class:`~._jit.Kernel` for one tile size and float type."""
     return Kernel(gemm_source(tile, float_type), GEMM_SIGNATURE,
-                  name=f"{__name__}.gemm[tile={tile},{float_type}]")
+                  name=f"{__name__}.gemm[tile={tile},{float_type}]", float_types=(float_type,))
 
 
 def matmul(a, b, c, trans_a=False, trans_b=False, accumulate=False):

@@ -24,7 +24,7 @@ BLOCK = 128
 #: Float types every kernel is declared (and PTX-compiled) for.
 FLOAT_TYPES = ("float32", "float64")
 
-#: ``qualified name -> (python function, signature template)`` of every kernel.
+#: ``qualified name -> (python function, signature template, float types)`` of every kernel.
 KERNELS = {}
 
 #: When a list, every launch appends ``(qualified name, args)`` to it (tests).
@@ -56,14 +56,17 @@ class Kernel:
         Its signature, ``{f}`` standing for ``float32``/``float64``.
     name : str, optional
         Registry name (default ``module.function``).
+    float_types : tuple of str, optional
+        The float types it is launched with (default :data:`FLOAT_TYPES`; a
+        kernel whose source fixes its float type names that one).
     """
 
-    def __init__(self, function, template, name=None):
+    def __init__(self, function, template, name=None, float_types=FLOAT_TYPES):
         self.function = function
         self.template = template
         self.name = name or f"{function.__module__}.{function.__name__}"
         self.dispatcher = cuda.jit(function)
-        KERNELS[self.name] = (function, template)
+        KERNELS[self.name] = (function, template, tuple(float_types))
 
     def launch(self, grid, block, *args):
         """Launch on a ``grid`` of ``block``-sized blocks (ints or 2-tuples)."""
