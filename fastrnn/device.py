@@ -55,7 +55,7 @@ def cuda_status():
 
 
 def cuda_simulated():
-    """Whether ``device="cuda"`` runs in numba's CUDA simulator (probes like :func:`cuda_status`)."""
+    """Whether ``device="cuda"`` runs in numba's CUDA simulator (see :func:`cuda_status`)."""
     return _probe_cuda()[1]
 
 

@@ -13,32 +13,28 @@ import re
 import sys
 import types
 
-assert not os.environ.get("NUMBA_ENABLE_CUDASIM"), "run without the simulator"
-
-from numba import cuda  # noqa: E402
-from numba.cuda import dispatcher  # noqa: E402
-from numba.cuda.cudadrv.error import NvvmSupportError  # noqa: E402
-
-CC = tuple(int(part) for part in sys.argv[1].split(","))
-
 #: Kernels meant to compute in float64 whatever the float type: the error
 #: guard's norms (as on the CPU).
 FLOAT64_BY_DESIGN = {"fastrnn.kernels.cuda._common._guard"}
 
 
-def _toolchain_missing():
+def _toolchain_missing(cc):
     """The reason NVVM is unusable, or None when a trivial kernel compiles."""
+    from numba import cuda
+    from numba.cuda.cudadrv.error import NvvmSupportError
+
     def probe(out):
         out[0] = 1.0
     try:
-        cuda.compile_ptx(probe, "void(float32[::1])", cc=CC)
+        cuda.compile_ptx(probe, "void(float32[::1])", cc=cc)
     except NvvmSupportError as exc:
         return f"numba-cuda's NVVM is not usable: {exc}"
     return None
 
 
-def main():
-    reason = _toolchain_missing()
+def main(cc):
+    assert not os.environ.get("NUMBA_ENABLE_CUDASIM"), "run without the simulator"
+    reason = _toolchain_missing(cc)
     if reason:
         print(json.dumps(dict(status="no-toolchain", reason=reason)))
         return
@@ -46,8 +42,10 @@ def main():
     # function for "the current device", which asks the driver for its compute
     # capability even inside compile_ptx. There is no driver without a GPU, so
     # answer with the capability being compiled for (one process per capability).
+    from numba import cuda
+    from numba.cuda import dispatcher
     assert hasattr(dispatcher, "get_current_device"), "numba-cuda changed: update this script"
-    dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=CC)
+    dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=cc)
 
     from fastrnn.kernels.cuda import _gemm, _jit
     for tile in sorted({_gemm.TILE, 4}):
@@ -57,11 +55,11 @@ def main():
     for name, (function, template, float_types) in sorted(_jit.KERNELS.items()):
         for float_type in float_types:
             try:
-                ptx, _ = cuda.compile_ptx(function, _jit.signature(template, float_type), cc=CC)
+                ptx, _ = cuda.compile_ptx(function, _jit.signature(template, float_type), cc=cc)
             except Exception as exc:  # reported, and failed, by the test
                 failed.append(f"{name} {float_type}: {type(exc).__name__}: {exc}")
                 continue
-            target = ".target sm_%d%d" % CC
+            target = ".target sm_%d%d" % cc
             if target not in ptx:
                 failed.append(f"{name} {float_type}: PTX without '{target}'")
                 continue
@@ -73,4 +71,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(tuple(int(part) for part in sys.argv[1].split(",")))

@@ -187,6 +187,23 @@ def test_inference_without_a_tape_matches_the_cpu_backend(cls, options):
     assert_close(h_gpu, h_cpu, TOL64, "h_n")
 
 
+@pytest.mark.parametrize("cls", [fr.RNNCell, fr.GRUCell, fr.LSTMCell])
+def test_cells_run_one_step_through_the_cuda_backend(cls):
+    cpu = cls(FEATURES, HIDDEN, dtype=np.float64, seed=2, device="cpu")
+    gpu = cls(FEATURES, HIDDEN, dtype=np.float64, seed=2, device="cuda")
+    assert gpu.device == "cuda"
+    x = np.random.default_rng(5).standard_normal((BATCH, FEATURES))
+    results = []
+    for cell in (cpu, gpu):
+        cell.zero_grad()
+        h, tape = cell.forward(x)
+        dh = tuple(np.ones_like(part) for part in h) if isinstance(h, tuple) else np.ones_like(h)
+        dx, _ = cell.backward(tape, dh)
+        results.append((h, dx, cell.flat_grads.copy()))
+    for name, actual, expected in zip(("h", "dx", "grads"), *results[::-1]):
+        assert_close(actual, expected, TOL64, name)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_linear_matches_the_cpu_backend(dtype):
     cpu = fr.Linear(7, 5, dtype=dtype, seed=1, device="cpu")
@@ -271,6 +288,18 @@ def test_device_resolution_under_the_simulator():
     assert fr.LSTM(3, 4).device == "cpu"
     if device.cuda_simulated():
         assert "simulator" in device.cuda_status()[1]
+
+
+def test_gpu_arrays_are_a_clear_error():
+    class GpuArray:   # what a numba/CuPy device array shows a layer
+        dtype, shape = np.dtype(np.float64), (STEPS, BATCH, FEATURES)
+        __cuda_array_interface__ = {}
+
+    layer = fr.GRU(FEATURES, HIDDEN, dtype=np.float64, device="cuda")
+    with pytest.raises(TypeError, match=r"x must be a numpy array of float64, got a GPU array "
+                                        r"\(GpuArray\); layers take host arrays, even with "
+                                        r"device='cuda' \(copy it with \.copy_to_host\(\)"):
+        layer(GpuArray())
 
 
 def test_missing_numba_cuda_is_a_clear_error(monkeypatch):

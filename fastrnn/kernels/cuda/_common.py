@@ -13,14 +13,12 @@ import math
 import numpy as np
 from numba import cuda
 
-from ..cpu._common import final_slot, state_slots, step_slots
+from ..cpu import _common as cpu_common
 from ._gemm import add_row, column_sums, matmul
 from ._jit import kernel
 
 #: :func:`fastrnn.kernels.cpu._common.step_slots` as plain Python, for the host loop.
-step_slots = step_slots.py_func
-
-__all__ = ["final_slot", "step_slots"]
+step_slots = cpu_common.step_slots.py_func
 
 
 def upload(array):
@@ -35,7 +33,7 @@ def rows(array):
 
 def states(initial, steps, keep_tape, reverse):
     """Device twin of :func:`fastrnn.kernels.cpu._common.state_buffer` (same slots)."""
-    slots, first = state_slots(steps, keep_tape, reverse)
+    slots, first = cpu_common.state_slots(steps, keep_tape, reverse)
     buffer = cuda.device_array((slots,) + initial.shape, initial.dtype)
     buffer[first].copy_to_device(np.ascontiguousarray(initial))
     return buffer

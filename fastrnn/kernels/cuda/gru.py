@@ -12,10 +12,10 @@ from numba import cuda
 
 from ...cells.gru import (gru_backward_point, gru_gates_point, gru_output_point,
                           gru_reset_before_point)
-from ..cpu._common import tape_length
+from ..cpu._common import final_slot, tape_length
 from ..cpu.gru import _recurrent_weights
 from ._common import (OutputGrad, accumulate_input_grads, accumulate_outer, bias_gradient,
-                      entering, final_slot, input_projection, output_columns, rows, states,
+                      entering, input_projection, output_columns, rows, states,
                       step_slots, upload)
 from ._gemm import columns, matmul
 from ._jit import kernel, one_of, point_device

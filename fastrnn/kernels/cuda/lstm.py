@@ -10,10 +10,10 @@ Backward mirrors it. The tape (on the device) is the CPU scans': time-aligned
 from numba import cuda
 
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
-from ..cpu._common import tape_length
+from ..cpu._common import final_slot, tape_length
 from ..cpu.lstm import _peephole_rows
 from ._common import (OutputGrad, accumulate_input_grads, accumulate_outer, bias_gradient,
-                      copy_valid, entering, final_slot, input_projection, leaving,
+                      copy_valid, entering, input_projection, leaving,
                       masked_copy, output_columns, rows, states, step_slots, upload)
 from ._gemm import matmul
 from ._jit import kernel, one_of, point_device

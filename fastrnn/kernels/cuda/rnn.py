@@ -9,8 +9,9 @@ buffer of hidden states, kept on the device.
 from numba import cuda
 
 from ...cells.rnn import RELU, TANH, rnn_backward_point, rnn_forward_point
+from ..cpu._common import final_slot
 from ._common import (OutputGrad, accumulate_input_grads, accumulate_outer, bias_gradient,
-                      copy_valid, entering, final_slot, input_projection, output_columns,
+                      copy_valid, entering, input_projection, output_columns,
                       states, step_slots, upload)
 from ._gemm import matmul
 from ._jit import kernel, one_of, point_device
