@@ -242,6 +242,11 @@ def test_gemm_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match=r"matmul: op\(a\) is 2x3, op\(b\) 4x5, c 2x5: shapes "
                                          r"do not match"):
         _gemm.matmul(a, b, c)
+    wide = cuda.device_array((1, 65535 * 4 + 1))
+    with pytest.raises(ValueError, match=r"matmul: c has 262141 columns, more than the 262140 "
+                                         r"that 65535 blocks of 4 columns cover"):
+        _gemm.matmul(cuda.to_device(np.zeros((1, 1))), cuda.to_device(np.zeros((1, 262141))),
+                     wide)
 
 
 def test_launches_use_the_declared_signatures():

@@ -20,6 +20,10 @@ from ._jit import Kernel, kernel
 #: launch; tests lower it so that tiny matrices still span several blocks.
 TILE = 16
 
+#: Most blocks along a CUDA grid's y axis (the x axis allows 2**31 - 1): the
+#: GEMM puts the columns of ``c`` there and its rows, which can number T*B, on x.
+_MAX_GRID_Y = 65535
+
 #: The GEMM's signature: ``(a, b, c, trans_a, trans_b, accumulate)``.
 GEMM_SIGNATURE = "void({f}[:, ::1], {f}[:, ::1], {f}[:, ::1], boolean, boolean, boolean)"
 
@@ -39,8 +43,8 @@ def gemm_source(tile, float_type):
         b_tile = cuda.shared.array((tile, tile), element)
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
-        row = cuda.blockIdx.y * tile + ty
-        col = cuda.blockIdx.x * tile + tx
+        row = cuda.blockIdx.x * tile + ty   # rows (up to T*B of them) on the long grid axis
+        col = cuda.blockIdx.y * tile + tx
         rows, cols = c.shape
         depth = a.shape[0] if trans_a else a.shape[1]
         total = element(0)
@@ -91,7 +95,10 @@ def matmul(a, b, c, trans_a=False, trans_b=False, accumulate=False):
         raise ValueError(f"matmul: op(a) is {rows}x{depth}, op(b) {depth_b}x{cols}, "
                          f"c {c.shape[0]}x{c.shape[1]}: shapes do not match")
     tile = TILE
-    grid = (max(1, -(-cols // tile)), max(1, -(-rows // tile)))
+    grid = (max(1, -(-rows // tile)), max(1, -(-cols // tile)))
+    if grid[1] > _MAX_GRID_Y:
+        raise ValueError(f"matmul: c has {cols} columns, more than the {_MAX_GRID_Y * tile} "
+                         f"that {_MAX_GRID_Y} blocks of {tile} columns cover")
     gemm_kernel(tile, c.dtype.name).launch(grid, (tile, tile), a, b, c, trans_a, trans_b,
                                            accumulate)
 
