@@ -109,7 +109,8 @@ def _dtypes(value):
 
 CASES = {
     "rnn-tanh-bidirectional": (fr.RNN, dict(bidirectional=True)),
-    "rnn-relu-2-layers": (fr.RNN, dict(nonlinearity="relu", num_layers=2)),
+    "rnn-relu-2-layers-dropout": (fr.RNN, dict(nonlinearity="relu", num_layers=2,
+                                               dropout=0.4)),
     "gru-bidirectional": (fr.GRU, dict(bidirectional=True)),
     "gru-reset-before-2-layers": (fr.GRU, dict(reset_after=False, num_layers=2)),
     "lstm-2-layers-bidirectional": (fr.LSTM, dict(num_layers=2, bidirectional=True)),
@@ -234,6 +235,21 @@ def test_gemm_edges_transposes_and_accumulation(trans_a, trans_b):
     assert_close(c.copy_to_host(), expected, 1e-14, "c = op(a) @ op(b)")
     _gemm.matmul(cuda.to_device(a), cuda.to_device(b), c, trans_a, trans_b, accumulate=True)
     assert_close(c.copy_to_host(), 2 * expected, 1e-14, "c += op(a) @ op(b)")
+
+
+def test_gemm_sums_in_the_same_order_whatever_the_tile(monkeypatch):
+    """Each element is one thread's in-order sum over k: the same bits for any tile size."""
+    from numba import cuda
+    rng = np.random.default_rng(6)
+    a = cuda.to_device(rng.standard_normal((6, 11)))
+    b = cuda.to_device(rng.standard_normal((11, 5)))
+    results = []
+    for tile in (3, 4, 8):
+        monkeypatch.setattr(_gemm, "TILE", tile)
+        c = cuda.device_array((6, 5))
+        _gemm.matmul(a, b, c)
+        results.append(c.copy_to_host())
+    assert all(np.array_equal(result, results[0]) for result in results)
 
 
 def test_gemm_rejects_mismatched_shapes():
