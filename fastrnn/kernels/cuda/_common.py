@@ -39,9 +39,11 @@ def states(initial, steps, keep_tape, reverse):
     return buffer
 
 
-def entering(buffer, reverse):
-    """The (T, B, F) slice of a taped state buffer: the state entering each step."""
-    return buffer[1:] if reverse else buffer[:-1]
+#: The (T, B, F) slice of a taped state buffer holding the state entering each
+#: step (plain slicing, so the CPU helper serves device arrays too).
+entering = cpu_common.entering_states
+#: Whether a scan input holds token ids, (T, B, 1) int64.
+is_tokens = cpu_common.is_tokens
 
 
 def leaving(buffer, reverse):
@@ -52,11 +54,6 @@ def leaving(buffer, reverse):
 def output_columns(y, col0, width):
     """A device copy of this direction's columns ``y[:, :, col0:col0 + width]``."""
     return upload(y[:, :, col0:col0 + width])
-
-
-def is_tokens(x):
-    """Whether a scan input holds token ids, (T, B, 1) int64 (see the CPU backend)."""
-    return x.dtype.kind == "i"
 
 
 # ------------------------------------------------------------------ input side
