@@ -90,6 +90,10 @@ def as_float_array(name, value, dtype):
                             "that does not convert to one") from None
     if not hasattr(value, "dtype") or not hasattr(value, "shape"):
         raise TypeError(f"{name} must be a numpy array of {dtype}, got {describe(value)}")
+    if hasattr(value, "__cuda_array_interface__"):
+        raise TypeError(f"{name} must be a numpy array of {dtype}, got a GPU array "
+                        f"({type(value).__name__}); layers take host arrays, even with "
+                        "device='cuda' (copy it with .copy_to_host() or cupy.asnumpy())")
     array = np.asarray(value)
     if array.dtype != dtype:
         kind = "floating" if array.dtype.kind == "f" else "non-floating"

@@ -52,7 +52,7 @@ def test_cell_specific_constructor_arguments(make, error, pattern):
 def test_cuda_device_without_gpu_is_a_clear_error():
     from fastrnn.device import cuda_status
     if cuda_status()[0]:
-        pytest.skip("a usable CUDA GPU is present")
+        pytest.skip(f"device='cuda' is usable here: {cuda_status()[1]}")
     with pytest.raises(ValueError, match=r"device='cuda' was requested but CUDA is not usable: "):
         fr.LSTM(3, 4, device="cuda")
     assert fr.LSTM(3, 4, device="auto").device == "cpu"

@@ -27,7 +27,8 @@ _COMMON_PARAMETERS = """
         must have it too: arrays of another dtype raise ``TypeError`` instead of
         being cast.
     device : {"auto", "cpu", "cuda"}, default "auto"
-        "auto" runs on a CUDA GPU when one is usable, else on the CPU.
+        "cuda" runs the CUDA backend (NumPy in and out); "auto" is "cpu" for
+        now (see :data:`fastrnn.device.AUTO_PICKS_CUDA`).
     seed : int or None
         Seeds the initialisation U(-1/sqrt(H), 1/sqrt(H)) and the dropout masks.
 """

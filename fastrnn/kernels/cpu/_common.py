@@ -328,10 +328,15 @@ def state_buffer(initial, steps, keep_tape, reverse):
     states entering every step are one contiguous slice either way (see
     :func:`entering_states`). Without a tape two slots alternate.
     """
-    slots = steps + 1 if keep_tape else 2
+    slots, first = state_slots(steps, keep_tape, reverse)
     buffer = np.empty((slots,) + initial.shape, initial.dtype)
-    buffer[steps if keep_tape and reverse else 0] = initial
+    buffer[first] = initial
     return buffer
+
+
+def state_slots(steps, keep_tape, reverse):
+    """``(slots, first)``: the size of a :func:`state_buffer` and the slot of its initial state."""
+    return (steps + 1 if keep_tape else 2), (steps if keep_tape and reverse else 0)
 
 
 def entering_states(buffer, reverse):

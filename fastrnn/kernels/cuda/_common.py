@@ -1,0 +1,252 @@
+"""What every CUDA scan shares: host<->device copies, the GEMMs around the
+scan, and the small per-step kernels of the backward pass.
+
+The backend takes and returns NumPy arrays, as the CPU backend does: each call
+copies its inputs and this direction's weights to the device, runs there, and
+copies results back into the caller's arrays. Scans see only their own
+direction's columns of ``y``/``dy``: the host copies the ``col0`` slice in and
+out, so no kernel needs the offset.
+"""
+
+import math
+
+import numpy as np
+from numba import cuda
+
+from ..cpu import _common as cpu_common
+from ._gemm import add_row, column_sums, matmul
+from ._jit import kernel
+
+#: :func:`fastrnn.kernels.cpu._common.step_slots` as plain Python, for the host loop.
+step_slots = cpu_common.step_slots.py_func
+
+
+def upload(array):
+    """A device copy of a host array (made C-contiguous first)."""
+    return cuda.to_device(np.ascontiguousarray(array))
+
+
+def rows(array):
+    """A C-contiguous (T, B, F) device array as (T*B, F) rows."""
+    return array.reshape(array.shape[0] * array.shape[1], array.shape[2])
+
+
+def states(initial, steps, keep_tape, reverse):
+    """Device twin of :func:`fastrnn.kernels.cpu._common.state_buffer` (same slots)."""
+    slots, first = cpu_common.state_slots(steps, keep_tape, reverse)
+    buffer = cuda.device_array((slots,) + initial.shape, initial.dtype)
+    buffer[first].copy_to_device(np.ascontiguousarray(initial))
+    return buffer
+
+
+#: The (T, B, F) slice of a taped state buffer holding the state entering each
+#: step (plain slicing, so the CPU helper serves device arrays too).
+entering = cpu_common.entering_states
+#: Whether a scan input holds token ids, (T, B, 1) int64.
+is_tokens = cpu_common.is_tokens
+
+
+def leaving(buffer, reverse):
+    """The (T, B, F) slice of a taped state buffer: the state leaving each step."""
+    return buffer[:-1] if reverse else buffer[1:]
+
+
+def output_columns(y, col0, width):
+    """A device copy of this direction's columns ``y[:, :, col0:col0 + width]``."""
+    return upload(y[:, :, col0:col0 + width])
+
+
+# ------------------------------------------------------------------ input side
+@kernel("void(int64[::1], {f}[:, ::1], {f}[::1], boolean, {f}[:, ::1])")
+def _gather_columns(ids, weight_ih, bias, has_bias, out):
+    index = cuda.grid(1)
+    gates = out.shape[1]
+    if index >= out.shape[0] * gates:
+        return
+    r = index // gates
+    g = index - r * gates
+    value = weight_ih[g, ids[r]]
+    out[r, g] = value + bias[g] if has_bias else value
+
+
+@kernel("void(int64[::1], {f}[:, ::1], {f}[:, ::1], {f}[:, ::1])")
+def _scatter_columns(ids, d_rows, columns, grad):
+    # One thread per gate row g owns column g of ``columns`` (V, G): rows are
+    # added in order, so the sums are deterministic without atomics.
+    g = cuda.grid(1)
+    if g >= d_rows.shape[1]:
+        return
+    for v in range(columns.shape[0]):
+        columns[v, g] = 0
+    for r in range(ids.shape[0]):
+        columns[ids[r], g] += d_rows[r, g]
+    for v in range(columns.shape[0]):
+        grad[g, v] = columns[v, g]
+
+
+def input_projection(x, weight_ih, bias):
+    """Pre-activations from the input for all steps, ``x @ W_ih^T + bias``, on the device.
+
+    Parameters
+    ----------
+    x : device array, shape (T, B, I), or token ids (T, B, 1) int64
+        For token ids the product is a gather of columns of ``weight_ih``.
+    weight_ih : device array, shape (G, I)
+    bias : host ndarray of shape (G,) or None
+
+    Returns
+    -------
+    device array, shape (T, B, G)
+    """
+    steps, batch, _ = x.shape
+    gates = weight_ih.shape[0]
+    out = cuda.device_array((steps * batch, gates), weight_ih.dtype)
+    if is_tokens(x):
+        has_bias = bias is not None
+        bias_d = upload(bias if has_bias else np.zeros(1, weight_ih.dtype))
+        _gather_columns.over(steps * batch * gates, rows(x).reshape(steps * batch), weight_ih,
+                             bias_d, has_bias, out)
+    else:
+        matmul(rows(x), weight_ih, out, trans_b=True)
+        if bias is not None:
+            add_row(out, upload(bias))
+    return out.reshape(steps, batch, gates)
+
+
+def accumulate_outer(grad, d_pre, inputs):
+    """``grad += sum_t d_pre[t]^T inputs[t]`` (host ``grad``; device (T, B, *) operands)."""
+    product = cuda.device_array(grad.shape, d_pre.dtype)
+    matmul(rows(d_pre), rows(inputs), product, trans_a=True)
+    grad += product.copy_to_host()
+
+
+def accumulate_input_grads(d_pre, x, weight_ih, grad_weight_ih, dx):
+    """``grad_weight_ih += sum_t d_pre[t]^T x[t]`` and ``dx += d_pre @ W_ih``.
+
+    For token ids (:func:`is_tokens`) the first is a deterministic scatter into
+    the tokens' columns and there is no ``dx``. ``grad_weight_ih`` and ``dx``
+    are host arrays; the rest live on the device.
+    """
+    if is_tokens(x):
+        steps, batch, _ = x.shape
+        gates, vocab = grad_weight_ih.shape
+        columns = cuda.device_array((vocab, gates), d_pre.dtype)
+        product = cuda.device_array((gates, vocab), d_pre.dtype)
+        _scatter_columns.over(gates, rows(x).reshape(steps * batch), rows(d_pre), columns,
+                              product)
+        grad_weight_ih += product.copy_to_host()
+        return
+    accumulate_outer(grad_weight_ih, d_pre, x)
+    product = cuda.device_array((x.shape[0] * x.shape[1], x.shape[2]), d_pre.dtype)
+    matmul(rows(d_pre), weight_ih, product)
+    dx += product.copy_to_host().reshape(dx.shape)
+
+
+def bias_gradient(d_pre):
+    """``d_pre`` (T, B, G) summed over time and batch, as a host array."""
+    return column_sums(rows(d_pre)).copy_to_host()
+
+
+# --------------------------------------------------------- backward step kernels
+@kernel("void({f}[:, ::1], {f}[:, :, ::1], int64, int64[::1], {f}[:, ::1])")
+def _output_grad(dh, dy, t, lengths, dh_total):
+    index = cuda.grid(1)
+    width = dh.shape[1]
+    if index >= dh.shape[0] * width:
+        return
+    b = index // width
+    j = index - b * width
+    if t < lengths[b]:
+        dh_total[b, j] = dh[b, j] + dy[t, b, j]
+    else:
+        dh_total[b, j] = 0
+
+
+@kernel("void({f}[:, ::1], int64, int64[::1], float64, float64[:, ::1], boolean)")
+def _guard(dh_total, t, lengths, clip, norms, record):
+    b = cuda.grid(1)
+    if b >= dh_total.shape[0] or t >= lengths[b]:
+        return
+    total = 0.0
+    for j in range(dh_total.shape[1]):
+        value = np.float64(dh_total[b, j])
+        total += value * value
+    norm = math.sqrt(total)
+    if record:
+        norms[t, b] = norm
+    if clip > 0.0 and norm > clip:
+        scale = clip / norm
+        for j in range(dh_total.shape[1]):
+            dh_total[b, j] = dh_total[b, j] * scale
+
+
+@kernel("void({f}[:, ::1], {f}[:, ::1], int64, int64[::1])")
+def _copy_valid(target, source, t, lengths):
+    index = cuda.grid(1)
+    width = target.shape[1]
+    if index >= target.shape[0] * width:
+        return
+    b = index // width
+    if t < lengths[b]:
+        target[b, index - b * width] = source[b, index - b * width]
+
+
+@kernel("void({f}[:, ::1], {f}[:, ::1], int64, int64[::1])")
+def _masked_copy(source, target, t, lengths):
+    index = cuda.grid(1)
+    width = target.shape[1]
+    if index >= target.shape[0] * width:
+        return
+    b = index // width
+    j = index - b * width
+    if t < lengths[b]:
+        target[b, j] = source[b, j]
+    else:
+        target[b, j] = 0
+
+
+def copy_valid(target, source, t, lengths):
+    """``target[b] = source[b]`` for the sequences still running at step ``t`` (device)."""
+    _copy_valid.over(target.shape[0] * target.shape[1], target, source, t, lengths)
+
+
+def masked_copy(source, target, t, lengths):
+    """``target[b] = source[b]`` where step ``t`` is valid for ``b``, else 0 (device)."""
+    _masked_copy.over(target.shape[0] * target.shape[1], source, target, t, lengths)
+
+
+class OutputGrad:
+    """The gradient reaching ``h_t`` at each backward step, with the error guard.
+
+    Parameters
+    ----------
+    dy : host ndarray, shape (T, B, D*P)
+        Gradient of the layer output; this direction's columns are copied.
+    col0, width : int
+        This direction's columns of ``dy``.
+    lengths : device array of int64
+    error_clip : float or None
+    error_norms : host ndarray of float64, shape (T, B), or None
+        Written (valid steps) by :meth:`finish`.
+    """
+
+    def __init__(self, dy, col0, width, lengths, error_clip, error_norms):
+        self.dy = output_columns(dy, col0, width)
+        self.lengths = lengths
+        self.clip = 0.0 if error_clip is None else float(error_clip)
+        self.host_norms = error_norms
+        self.record = error_norms is not None
+        self.norms = upload(error_norms if self.record else np.zeros((1, 1)))
+
+    def total(self, dh, t, out):
+        """``out = dh + dy[t]`` for valid sequences (0 for the others), then guarded:
+        each valid row's 2-norm recorded and, above ``error_clip``, scaled down to it."""
+        batch, width = dh.shape
+        _output_grad.over(batch * width, dh, self.dy, t, self.lengths, out)
+        if self.clip > 0.0 or self.record:
+            _guard.over(batch, out, t, self.lengths, self.clip, self.norms, self.record)
+
+    def finish(self):
+        """Copy the recorded norms back into the caller's ``error_norms``."""
+        if self.record:
+            self.host_norms[...] = self.norms.copy_to_host()
