@@ -44,8 +44,13 @@ PARALLEL_MIN_BATCH = int(os.environ.get("FASTRNN_PARALLEL_MIN_BATCH", 2))
 #: batch_blocks`).
 SPLIT_MIN_ROWS = int(os.environ.get("FASTRNN_SPLIT_MIN_ROWS", 8))
 #: An LSTM without projection splits its batch (rather than its hidden units)
-#: across the threads when its whole ``W_hh`` takes at most this many bytes:
-#: then every thread keeps all of it in its core's cache (measured at T=2000,
-#: B=16, H=128: 85-89 against 124-128 ms forward+backward, machine loaded).
-#: Larger ``W_hh`` is split by hidden units, each thread keeping its share.
+#: across the threads when its whole ``W_hh`` takes at most this many bytes
+#: (every thread then keeps all of it in its core's cache; measured at T=2000,
+#: B=16, H=128: 85-89 against 124-128 ms forward+backward, machine loaded) or
+#: when every block gets at least :data:`LSTM_SPLIT_MIN_ROWS` sequences (then
+#: each step's product is a GEMM that BLAS runs well: (100, 64, 128, 256)
+#: 47-49 against 54-58 ms, (100, 128, 512, 512) 415 against 460-472 ms; at
+#: (35, 32, 28, 256) the unit split is as fast or slightly faster). Otherwise
+#: it splits its hidden units, each thread keeping its rows of ``W_hh``.
 SPLIT_MAX_WEIGHT_BYTES = int(os.environ.get("FASTRNN_SPLIT_MAX_WEIGHT_BYTES", 512 * 1024))
+LSTM_SPLIT_MIN_ROWS = int(os.environ.get("FASTRNN_LSTM_SPLIT_MIN_ROWS", 32))

@@ -263,9 +263,10 @@ def _scan_mode(spec, batch, dtype):
     """How this layer's scans use the threads.
 
     ``"blocks"``: each numba thread runs the whole scan for a block of
-    sequences (:func:`~._threads.batch_blocks`), when ``W_hh`` is small enough
-    for every core to keep all of it (:data:`fastrnn.config.
-    SPLIT_MAX_WEIGHT_BYTES`) or there is a projection; ``"units"``:
+    sequences (:func:`~._threads.batch_blocks`), when there is a projection,
+    or ``W_hh`` is small enough for every core to keep all of it, or the
+    blocks are large (:data:`fastrnn.config.SPLIT_MAX_WEIGHT_BYTES`,
+    :data:`~fastrnn.config.LSTM_SPLIT_MIN_ROWS`); ``"units"``:
     :mod:`.lstm_threaded`, each numba thread owning a block of hidden units;
     ``"serial"``: one scan, BLAS's threads for its products.
     """
@@ -273,7 +274,9 @@ def _scan_mode(spec, batch, dtype):
     work = batch * gate_rows * spec.output_size
     blocks = batch_blocks(work, batch)
     weight_bytes = gate_rows * spec.output_size * dtype.itemsize
-    if blocks > 1 and (spec.proj_size > 0 or weight_bytes <= config.SPLIT_MAX_WEIGHT_BYTES):
+    batch_wins = (spec.proj_size > 0 or weight_bytes <= config.SPLIT_MAX_WEIGHT_BYTES
+                  or batch >= blocks * config.LSTM_SPLIT_MIN_ROWS)
+    if blocks > 1 and batch_wins:
         mode = "blocks"
     elif spec.proj_size == 0 and use_parallel_scan(work, batch):
         mode = "units"
