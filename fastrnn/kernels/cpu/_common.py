@@ -13,7 +13,8 @@ import threading
 
 import numpy as np
 
-from ._gemm import SPLIT, split_dot_add, split_outer_add
+from ._blas import gemm
+from ._gemm import split_dot_add, split_outer_add
 from ._jit import inline_jit, row_jit, scan_jit
 
 _thread_scratch = threading.local()
@@ -49,18 +50,14 @@ def _project(x_rows, weight_ih, bias, out):
 
 
 @scan_jit
-def _dot_add(out, a, b, product):
-    np.dot(a, b, product)
-    out += product
+def _outer_add(grad, d_rows, in_rows):
+    gemm(True, d_rows, 0, False, in_rows, 0, grad.shape[0], grad.shape[1], d_rows.shape[0], 1.0,
+         grad, 0)
 
 
-def _add_product(out, a, b):
-    """``out += a @ b`` (``out`` C-contiguous; ``a``, ``b`` C- or F-contiguous).
-
-    numba's ``np.dot`` cannot accumulate, so the product goes through a reused
-    scratch buffer (a fresh one would page-fault on every call).
-    """
-    _dot_add(out, a, b, scratch("product", out.shape, out.dtype))
+@scan_jit
+def _dot_add(out, a, b):
+    gemm(False, a, 0, False, b, 0, out.shape[0], out.shape[1], a.shape[1], 1.0, out, 0)
 
 
 def is_tokens(x):
@@ -175,8 +172,8 @@ def _rows(array):
 
 
 def accumulate_outer(grad, d_pre, inputs):
-    """``grad += sum_t d_pre[t]^T inputs[t]`` as one GEMM over all steps."""
-    _add_product(grad, _rows(d_pre).T, _rows(inputs))
+    """``grad += sum_t d_pre[t]^T inputs[t]`` as one GEMM over all steps (BLAS's threads)."""
+    _outer_add(grad, _rows(d_pre), _rows(inputs))
 
 
 def accumulate_input_grads(d_pre, x, weight_ih, grad_weight_ih, dx):
@@ -202,7 +199,7 @@ def accumulate_input_grads(d_pre, x, weight_ih, grad_weight_ih, dx):
     if is_tokens(x):
         return accumulate_token_grads(grad_weight_ih, d_pre, x)
     accumulate_outer(grad_weight_ih, d_pre, x)
-    _add_product(_rows(dx), _rows(d_pre), weight_ih)
+    _dot_add(_rows(dx), _rows(d_pre), weight_ih)
     return None
 
 
@@ -212,8 +209,7 @@ def add_outer(grad, d_pre, inputs, split):
     if not split:
         accumulate_outer(grad, d_pre, inputs)
         return
-    split_outer_add(grad, _rows(d_pre), _rows(inputs),
-                    scratch("partials", (SPLIT,) + grad.shape, grad.dtype))
+    split_outer_add(grad, _rows(d_pre), _rows(inputs))
 
 
 def input_grads(weight_ih, grad_weight_ih, d_pre, x, dx, split):
@@ -225,7 +221,7 @@ def input_grads(weight_ih, grad_weight_ih, d_pre, x, dx, split):
         return accumulate_token_grads(grad_weight_ih, d_pre, x)
     add_outer(grad_weight_ih, d_pre, x, True)
     dx_rows = _rows(dx)
-    split_dot_add(dx_rows, _rows(d_pre), weight_ih, scratch("product", dx_rows.shape, dx.dtype))
+    split_dot_add(dx_rows, _rows(d_pre), weight_ih)
     return None
 
 

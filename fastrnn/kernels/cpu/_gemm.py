@@ -5,12 +5,14 @@ a register-blocked kernel: 4 rows of the state times 4 rows of the weights, 16
 running sums over k that LLVM vectorises (about 175 GFLOP/s on one core here,
 against about 200 for single-threaded OpenBLAS, and no packing of the weights
 on every call). The ``split_*`` functions run the large GEMMs before and after
-a scan as one single-threaded BLAS call per block of rows, in parallel.
+a scan as one single-threaded BLAS call per block of output rows, in parallel
+(:func:`~._blas.gemm`, which adds into its output).
 """
 
 import numpy as np
 from numba import prange
 
+from ._blas import gemm
 from ._jit import gemm_jit, inline_jit, par_jit
 
 #: Row blocks of the large GEMMs: a constant, not the thread count, so that
@@ -116,32 +118,22 @@ def split_project(x_rows, weight, bias, out):
 
 
 @par_jit
-def split_dot_add(out, a, b, product):
-    """``out += a @ b`` (``a`` C-contiguous rows), in row blocks in parallel."""
-    rows = a.shape[0]
+def split_dot_add(out, a, b):
+    """``out += a @ b`` (all C-contiguous), in :data:`SPLIT` row blocks in parallel."""
+    rows, depth = a.shape
+    cols = b.shape[1]
     for part in prange(SPLIT):
         r0, r1 = _row_block(part, rows)
-        if r1 > r0:
-            np.dot(a[r0:r1], b, product[r0:r1])
-            out[r0:r1] += product[r0:r1]
+        gemm(False, a, r0 * depth, False, b, 0, r1 - r0, cols, depth, 1.0, out, r0 * cols)
 
 
 @par_jit
-def split_outer_add(grad, d_rows, in_rows, partials):
-    """``grad += d_rows.T @ in_rows``: the sum over rows split in parallel.
-
-    Each of the :data:`SPLIT` blocks of rows gives a partial product in
-    ``partials`` (shape ``(SPLIT,) + grad.shape``); the partials are then added
-    in a fixed order, in parallel over the rows of ``grad``.
-    """
-    rows = d_rows.shape[0]
+def split_outer_add(grad, d_rows, in_rows):
+    """``grad += d_rows.T @ in_rows`` (all C-contiguous), in parallel over blocks of
+    the rows of ``grad``: each block is one BLAS call over all rows of the inputs
+    (a block of columns of ``d_rows``), added straight into ``grad``."""
+    out_rows, cols = grad.shape
+    depth = d_rows.shape[0]
     for part in prange(SPLIT):
-        r0, r1 = _row_block(part, rows)
-        if r1 > r0:
-            np.dot(d_rows[r0:r1].T, in_rows[r0:r1], partials[part])
-        else:
-            partials[part] = 0.0
-    for row in prange(grad.shape[0]):
-        for part in range(SPLIT):
-            for col in range(grad.shape[1]):
-                grad[row, col] += partials[part, row, col]
+        g0, g1 = _row_block(part, out_rows)
+        gemm(True, d_rows, g0, False, in_rows, 0, g1 - g0, cols, depth, 1.0, grad, g0 * cols)

@@ -11,8 +11,8 @@ read-out after a threaded LSTM, a char-LM training step (LSTM 256, batch
 
 import numpy as np
 
-from ._common import _add_product, _project, accumulate_outer, scratch
-from ._gemm import SPLIT, split_dot_add, split_outer_add, split_project
+from ._common import _dot_add, _project, accumulate_outer
+from ._gemm import split_dot_add, split_outer_add, split_project
 from ._threads import follow_scan_pool, single_blas_thread
 
 
@@ -39,11 +39,10 @@ def backward(weight, grad_weight, grad_bias, x_rows, dy_rows):
     dx = np.zeros((dy_rows.shape[0], weight.shape[1]), dy_rows.dtype)
     if not _threaded(x_rows.shape[0], weight):
         accumulate_outer(grad_weight, dy_rows, x_rows)
-        _add_product(dx, dy_rows, weight)
+        _dot_add(dx, np.ascontiguousarray(dy_rows), weight)
         return dx
     dy_rows = np.ascontiguousarray(dy_rows)
     with single_blas_thread():
-        split_outer_add(grad_weight, dy_rows, np.ascontiguousarray(x_rows),
-                        scratch("partials", (SPLIT,) + grad_weight.shape, grad_weight.dtype))
-        split_dot_add(dx, dy_rows, weight, scratch("product", dx.shape, dx.dtype))
+        split_outer_add(grad_weight, dy_rows, np.ascontiguousarray(x_rows))
+        split_dot_add(dx, dy_rows, weight)
     return dx
