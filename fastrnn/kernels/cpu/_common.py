@@ -14,7 +14,7 @@ import threading
 import numpy as np
 
 from ._blas import gemm
-from ._gemm import dot_rows, split_dot_add, split_outer_add
+from ._gemm import dot_rows, split_dot_add, split_outer_add, split_project
 from ._jit import inline_jit, row_jit, scan_jit
 
 _thread_scratch = threading.local()
@@ -201,6 +201,21 @@ def accumulate_input_grads(d_pre, x, weight_ih, grad_weight_ih, dx):
     accumulate_outer(grad_weight_ih, d_pre, x)
     _dot_add(_rows(dx), _rows(d_pre), weight_ih)
     return None
+
+
+def run_scan(blocks, scan_blocks, scan_rows, batch, *args):
+    """Run a scan over all ``batch`` sequences: split into ``blocks`` blocks on
+    numba's threads (``scan_blocks(*args, blocks)``) or, with one block, here
+    (``scan_rows(*args, 0, batch)``)."""
+    if blocks > 1:
+        scan_blocks(*args, blocks)
+    else:
+        scan_rows(*args, 0, batch)
+
+
+def split_kernel(blocks):
+    """The input-projection kernel of a scan split into ``blocks`` (None: one BLAS call)."""
+    return split_project if blocks > 1 else None
 
 
 def add_outer(grad, d_pre, inputs, split):

@@ -13,8 +13,9 @@ from ...cells.gru import (gru_backward_point, gru_gates_point, gru_output_point,
                           gru_reset_before_point)
 from ._common import (add_outer, column_sums, entering_states, error_guard, final_slot,
                       guarded_output_grad, input_grads, input_projection, recurrent_product,
-                      scratch, state_buffer, step_slots, tape_length, transposed)
-from ._gemm import batch_block, split_project
+                      run_scan, scratch, split_kernel, state_buffer, step_slots, tape_length,
+                      transposed)
+from ._gemm import batch_block
 from ._jit import par_jit, point_jit, scan_jit
 from ._threads import batch_blocks, blas_threads_for, note_scan_pool
 
@@ -202,11 +203,8 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     args = (w_rec, whn, b_hn, lengths, reverse, keep_tape, spec.reset_after, y, col0, hs, gates,
             q_tape)
     with blas_threads_for(blocks):
-        if blocks > 1:
-            _forward_blocks(input_projection(x, weights["weight_ih"], bias, split_project), *args,
-                            blocks)
-        else:
-            _forward_rows(input_projection(x, weights["weight_ih"], bias), *args, 0, batch)
+        run_scan(blocks, _forward_blocks, _forward_rows, batch,
+                 input_projection(x, weights["weight_ih"], bias, split_kernel(blocks)), *args)
     state_n = (hs[final_slot(steps, keep_tape, reverse)].copy(),)
     if not keep_tape:
         return state_n, None
@@ -232,10 +230,7 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
     grad_hh = grads["weight_hh"]
     h_before = entering_states(hs, reverse)
     with blas_threads_for(blocks):
-        if split:
-            _backward_blocks(*args, blocks)
-        else:
-            _backward_rows(*args, 0, batch)
+        run_scan(blocks, _backward_blocks, _backward_rows, batch, *args)
         input_grads(weights["weight_ih"], grads["weight_ih"], d_ih, x, dx, split)
         if spec.reset_after:
             add_outer(grad_hh, d_hh, h_before, split)

@@ -16,8 +16,9 @@ from ... import config
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
 from ._common import (add_into, add_outer, bias_gradient, entering_states, error_guard,
                       final_slot, guard_step_error, input_grads, input_projection, is_tokens,
-                      recurrent_preactivation, recurrent_product, row_index, scratch,
-                      state_buffer, step_slots, tape_length, token_table, transposed)
+                      recurrent_preactivation, recurrent_product, row_index, run_scan, scratch,
+                      split_kernel, state_buffer, step_slots, tape_length, token_table,
+                      transposed)
 from ._gemm import SPLIT, batch_block, split_project
 from ._jit import par_jit, point_jit, row_jit, scan_jit
 from ._threads import (batch_blocks, blas_threads_for, note_scan_pool, single_blas_thread,
@@ -246,11 +247,8 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
         args = (weights["weight_hh"], whr, peep, lengths, reverse, keep_tape, spec.coupled, y,
                 col0, hs, cs, gates, m_tape)
         with blas_threads_for(blocks):
-            if blocks > 1:
-                _forward_blocks(input_projection(x, weights["weight_ih"], bias, split_project),
-                                *args, blocks)
-            else:
-                _forward_rows(input_projection(x, weights["weight_ih"], bias), *args, 0, batch)
+            run_scan(blocks, _forward_blocks, _forward_rows, batch,
+                     input_projection(x, weights["weight_ih"], bias, split_kernel(blocks)), *args)
     last = final_slot(steps, keep_tape, reverse)
     state_n = (hs[last].copy(), cs[last].copy())
     if not keep_tape:
@@ -338,10 +336,8 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
             args = (dy, col0, dstate_n[0], dstate_n[1], transposed(weights["weight_hh"]), whr_t,
                     tape["lengths"], reverse, spec.coupled, peep, cs, gates, d_pre, dh_tape, dh0,
                     dc0, *guard)
-            if mode == "blocks":
-                _backward_blocks(*args, SPLIT)
-            else:
-                _backward_rows(*args, 0, batch)
+            run_scan(SPLIT if mode == "blocks" else 1, _backward_blocks, _backward_rows, batch,
+                     *args)
             if project:
                 add_outer(grads["weight_hr"], dh_tape, tape["m"], split)
         token_sums = input_grads(weights["weight_ih"], grads["weight_ih"], d_pre, x, dx, split)

@@ -9,9 +9,9 @@ from numba import prange
 
 from ...cells.rnn import RELU, TANH, rnn_backward_point, rnn_forward_point
 from ._common import (add_outer, bias_gradient, entering_states, error_guard, final_slot,
-                      guarded_output_grad, input_grads, input_projection, recurrent_product, scratch,
-                      state_buffer, step_slots, transposed)
-from ._gemm import batch_block, split_project
+                      guarded_output_grad, input_grads, input_projection, recurrent_product,
+                      run_scan, scratch, split_kernel, state_buffer, step_slots, transposed)
+from ._gemm import batch_block
 from ._jit import par_jit, point_jit, scan_jit
 from ._threads import batch_blocks, blas_threads_for, note_scan_pool
 
@@ -107,11 +107,8 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     args = (weights["weight_hh"], lengths, reverse, keep_tape,
             _NONLINEARITY_CODES[spec.nonlinearity], y, col0, hs)
     with blas_threads_for(blocks):
-        if blocks > 1:
-            _forward_blocks(input_projection(x, weights["weight_ih"], bias, split_project), *args,
-                            blocks)
-        else:
-            _forward_rows(input_projection(x, weights["weight_ih"], bias), *args, 0, batch)
+        run_scan(blocks, _forward_blocks, _forward_rows, batch,
+                 input_projection(x, weights["weight_ih"], bias, split_kernel(blocks)), *args)
     state_n = (hs[final_slot(steps, keep_tape, reverse)].copy(),)
     if not keep_tape:
         return state_n, None
@@ -130,10 +127,7 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
             _NONLINEARITY_CODES[spec.nonlinearity], hs, d_pre, dh0,
             *error_guard(error_clip, error_norms))
     with blas_threads_for(blocks):
-        if blocks > 1:
-            _backward_blocks(*args, blocks)
-        else:
-            _backward_rows(*args, 0, batch)
+        run_scan(blocks, _backward_blocks, _backward_rows, batch, *args)
         token_sums = input_grads(weights["weight_ih"], grads["weight_ih"], d_pre, x, dx,
                                  blocks > 1)
         add_outer(grads["weight_hh"], d_pre, entering_states(hs, reverse), blocks > 1)
