@@ -37,6 +37,8 @@ def test_token_ids_equal_one_hot_input(cls, options):
 
 def test_token_ids_on_the_threaded_lstm_path():
     model, ids, one_hot = _one_hot_pair(fr.LSTM, {}, vocab=28, hidden=256, steps=4, batch=32)
+    if _scan_mode(model.spec, 32, model.dtype) == "serial":
+        pytest.skip("numba has a single thread or no thread-safe threading layer here")
     assert _scan_mode(model.spec, 32, model.dtype) == "units"
     y_ids, _, tape_ids = model.forward(ids)
     y_hot, _, tape_hot = model.forward(one_hot)
