@@ -71,10 +71,14 @@ def follow_scan_pool(work, rows):
 
 
 def use_parallel_scan(work_per_step, batch):
-    """Whether a scan with this many multiply-adds per step runs on numba's threads."""
+    """Whether a scan with this many multiply-adds per step runs on numba's threads.
+
+    Deliberately independent of the number of threads (with one thread the
+    blocks run one after the other), so that the same call computes the same
+    bits with any thread count.
+    """
     return (config.PARALLEL and work_per_step >= config.PARALLEL_MIN_WORK
-            and batch >= config.PARALLEL_MIN_BATCH and numba.get_num_threads() > 1
-            and parallel_layer_available())
+            and batch >= config.PARALLEL_MIN_BATCH and parallel_layer_available())
 
 
 def batch_blocks(work_per_step, batch):
@@ -90,8 +94,7 @@ def batch_blocks(work_per_step, batch):
     """
     from ._gemm import SPLIT
     if (config.PARALLEL and work_per_step >= config.PARALLEL_MIN_WORK
-            and batch >= SPLIT * config.SPLIT_MIN_ROWS and numba.get_num_threads() > 1
-            and parallel_layer_available()):
+            and batch >= SPLIT * config.SPLIT_MIN_ROWS and parallel_layer_available()):
         return SPLIT
     return 1
 
