@@ -58,3 +58,17 @@ html_theme_options = {
     "secondary_sidebar_items": ["page-toc"],
 }
 html_show_sourcelink = False
+
+
+def _skip_foreign_members(app, what, name, obj, skip, options):
+    """Leave out members inherited from scikit-learn's base classes (``get_params``,
+    ``score``, metadata routing): they are sklearn's, documented there, and their
+    docstrings point at sklearn's own glossary and labels, which do not exist here."""
+    module = getattr(obj, "__module__", None) or ""
+    if module == "sklearn" or module.startswith("sklearn."):
+        return True
+    return None
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_foreign_members)

@@ -21,7 +21,7 @@ run() {  # name, then the example's arguments
     shift
     echo "== $name $*" >&2
     {
-        echo "\$ python examples/$name.py $(printf '%q ' "$@")"
+        if [ $# -gt 0 ]; then echo "\$ python examples/$name.py $(printf '%q ' "$@")"; else echo "\$ python examples/$name.py"; fi
         taskset -c 1 nice -n 19 "$PY" "examples/$name.py" "$@"
     } > "$OUT/$name.txt" 2>&1
 }
