@@ -45,7 +45,7 @@ numpydoc_class_members_toctree = False
 numpydoc_validation_checks = set()
 
 # --- MyST: the hand-written Markdown pages (design.md, benchmarks.md, ...) as they are
-myst_enable_extensions = ["dollarmath", "colon_fence"]
+myst_enable_extensions = []  # plain CommonMark + tables: the pages are edited by others
 myst_heading_anchors = 3
 
 # --- HTML
