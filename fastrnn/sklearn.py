@@ -302,7 +302,7 @@ _PARAMETERS = """
 _ATTRIBUTES = """
     model_ : fastrnn.Sequential
         ``[cell(n_features_in_, hidden_size, num_layers), Linear(hidden_size, {outputs})]``,
-        time-major: it reads (T, B, n_features) and gives (T, B, {outputs}),
+        time-major: it reads ``(T, B, n_features)`` and gives ``(T, B, {outputs})``,
         which the estimator pools. It can be saved with :func:`fastrnn.save`.
     n_features_in_ : int
         Features per time step (1 for 2-D X).
