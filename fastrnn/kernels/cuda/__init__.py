@@ -12,7 +12,7 @@ the pointwise math around a tiled shared-memory GEMM (:mod:`._gemm`).
 on first use of ``device="cuda"``.
 """
 
-from . import dense, gru, lstm, rnn
+from . import clip, dense, gru, lstm, optim, rnn
 from ._arrays import ARRAYS
 
 NAME = "cuda"

@@ -207,3 +207,14 @@ ARRAYS = types.SimpleNamespace(
     contiguous=_identity_contiguous, to_host=to_host, native=to_device, float_input=float_input,
     row=lambda array, index: array[index], squeeze1=_squeeze1, unsqueeze1=_unsqueeze1,
 )
+
+
+def concatenate0(parts):
+    """C-contiguous device arrays joined along axis 0, as a new device array (device copies)."""
+    rest = tuple(parts[0].shape[1:])
+    out = cuda.device_array((sum(part.shape[0] for part in parts),) + rest, parts[0].dtype)
+    start = 0
+    for part in parts:
+        assign(out[start:start + part.shape[0]], part)
+        start += part.shape[0]
+    return out
