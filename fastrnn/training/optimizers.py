@@ -40,6 +40,7 @@ Examples
 array([ 0.95 , -1.975])
 """
 
+import math
 import numbers
 
 import numpy as np
@@ -111,7 +112,7 @@ def adam_update(p, g, m, v, vmax, weight_decay, decay, decoupled, lerp_small, le
         if not (vmax > v or vmax != vmax):  # torch.maximum: NaN wins
             vmax = v
         used = vmax
-    denom = np.sqrt(used) / bias2_sqrt + eps
+    denom = math.sqrt(used) / bias2_sqrt + eps   # (math: the CUDA target has no np.sqrt)
     return p + neg_step_size * m / denom, m, v, vmax
 
 
