@@ -8,7 +8,9 @@ from ._version import __version__
 from . import data, losses, training
 from .nn import (GRU, LSTM, RNN, Dropout, Embedding, GRUCell, Linear, LSTMCell, RNNCell,
                  Sequential)
+from .device import to_numpy
 from .saving import load, save
 
 __all__ = ["__version__", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Linear",
-           "Embedding", "Dropout", "Sequential", "save", "load", "data", "losses", "training"]
+           "Embedding", "Dropout", "Sequential", "save", "load", "to_numpy", "data", "losses",
+           "training"]

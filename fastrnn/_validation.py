@@ -17,7 +17,18 @@ def describe(value):
     """Short description of a value for error messages: type, dtype and shape."""
     if isinstance(value, np.ndarray):
         return f"an array of dtype {value.dtype} and shape {value.shape}"
+    if is_device_array(value):
+        return (f"a GPU array ({type(value).__name__}) of dtype {np.dtype(value.dtype)} and "
+                f"shape {tuple(value.shape)}")
     return f"{type(value).__name__} {value!r}" if np.isscalar(value) else type(value).__name__
+
+
+def is_device_array(value):
+    """Whether ``value`` is a GPU array: it exposes ``__cuda_array_interface__`` (numba,
+    CuPy, PyTorch CUDA tensors) or is a numba device array (which, in numba's CUDA
+    simulator, is a host array in disguise). Imports nothing."""
+    return hasattr(value, "__cuda_array_interface__") or bool(
+        getattr(value, "__cuda_ndarray__", False))
 
 
 def check_int(name, value, minimum):
@@ -90,10 +101,11 @@ def as_float_array(name, value, dtype):
                             "that does not convert to one") from None
     if not hasattr(value, "dtype") or not hasattr(value, "shape"):
         raise TypeError(f"{name} must be a numpy array of {dtype}, got {describe(value)}")
-    if hasattr(value, "__cuda_array_interface__"):
+    if is_device_array(value):
         raise TypeError(f"{name} must be a numpy array of {dtype}, got a GPU array "
-                        f"({type(value).__name__}); layers take host arrays, even with "
-                        "device='cuda' (copy it with .copy_to_host() or cupy.asnumpy())")
+                        f"({type(value).__name__}) of shape {tuple(value.shape)}; this runs "
+                        "on the host (device='cpu'): copy it with fastrnn.to_numpy(), or use a "
+                        "layer built with device='cuda', which takes GPU arrays")
     array = np.asarray(value)
     if array.dtype != dtype:
         kind = "floating" if array.dtype.kind == "f" else "non-floating"

@@ -6,13 +6,18 @@ simulator (``NUMBA_ENABLE_CUDASIM=1``, for tests); asking for it without
 either raises a clear error. ``"auto"`` resolves to ``"cpu"`` for now (see
 :data:`AUTO_PICKS_CUDA`). Nothing here runs at import time: numba.cuda is
 imported and the GPU probed on the first ``"cuda"`` resolution only.
+
+:func:`to_numpy` brings any array, host or device, to the host;
+:func:`is_device_array` tells them apart.
 """
 
 import functools
 import importlib
 import importlib.util
 
-from ._validation import check_choice
+import numpy as np
+
+from ._validation import check_choice, describe, is_device_array
 
 DEVICES = ("auto", "cpu", "cuda")
 _BACKEND_MODULES = {"cpu": "fastrnn.kernels.cpu", "cuda": "fastrnn.kernels.cuda"}
@@ -84,3 +89,33 @@ def resolve_device(device):
 def get_backend(device):
     """The backend module for a resolved device (imported, so compiled, on first use)."""
     return importlib.import_module(_BACKEND_MODULES[device])
+
+
+def to_numpy(array):
+    """A NumPy array from a NumPy array (returned as it is) or a GPU array (copied).
+
+    Parameters
+    ----------
+    array : numpy.ndarray or GPU array
+        A GPU array is anything with ``__cuda_array_interface__`` (numba device
+        arrays, CuPy arrays, PyTorch CUDA tensors) or a numba device array; it
+        is copied to the host with numba.cuda.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    TypeError
+        For anything else.
+    """
+    if isinstance(array, np.ndarray):
+        return array
+    if not is_device_array(array):
+        raise TypeError(f"array must be a numpy array or a GPU array (with "
+                        f"__cuda_array_interface__), got {describe(array)}")
+    if not hasattr(array, "copy_to_host"):
+        from numba import cuda
+        array = cuda.as_cuda_array(array)
+    return array.copy_to_host()

@@ -25,7 +25,7 @@ from . import io
 from ._validation import check_choice, describe
 from ._version import __version__
 from .nn import GRU, LSTM, RNN, Dropout, Embedding, GRUCell, Linear, LSTMCell, RNNCell, Sequential
-from .device import DEVICES
+from .device import DEVICES, to_numpy
 
 #: Version of the model description in the metadata; :func:`load` refuses newer ones.
 MODEL_VERSION = 1
@@ -186,7 +186,8 @@ def save(path, model):
     description = describe_model(model)
     metadata = {"model": description, "model_version": MODEL_VERSION,
                 "fastrnn_version": __version__}
-    io.save_arrays(path, dict(model.params), metadata, KIND)
+    arrays = {name: to_numpy(value) for name, value in model.params.items()}  # GPU: copied
+    io.save_arrays(path, arrays, metadata, KIND)
 
 
 def load(path, *, device="auto"):

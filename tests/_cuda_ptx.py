@@ -14,8 +14,9 @@ import sys
 import types
 
 #: Kernels meant to compute in float64 whatever the float type: the error
-#: guard's norms (as on the CPU).
-FLOAT64_BY_DESIGN = {"fastrnn.kernels.cuda._common._guard"}
+#: guard's norms and clip_grad_norm's partial norms (as on the CPU).
+FLOAT64_BY_DESIGN = {"fastrnn.kernels.cuda._common._guard",
+                     "fastrnn.kernels.cuda.clip._partial_norms"}
 
 
 def _toolchain_missing(cc):

@@ -286,6 +286,19 @@ def test_launches_use_the_declared_signatures():
                                error_norms=np.zeros((1, 4, 1)))
                 layer = fr.Linear(3, 2, dtype=dtype, device="cuda")
                 layer.backward(layer.forward(np.ones((2, 3), dtype))[1], np.ones((2, 2), dtype))
+            # bidirectional (column copies), batch_first (transposes), dropout (masks),
+            # then training: clipping and both optimizer kernels
+            layer = fr.LSTM(3, 2, num_layers=2, bidirectional=True, batch_first=True,
+                            dropout=0.5, dtype=dtype, device="cuda")
+            y, _, tape = layer.forward(np.ones((1, 2, 3), dtype))
+            layer.backward(tape, np.ones_like(y))
+            fr.training.clip_grad_norm(layer, 1e-3)
+            fr.training.clip_grad_norm(layer, 1e-3, norm_type=3.0)
+            fr.training.clip_grad_value(layer, 1e-4)
+            for optimizer in (fr.training.SGD(layer, lr=0.1, momentum=0.5),
+                              fr.training.Adam(layer, amsgrad=True)):
+                optimizer.step()
+                optimizer.zero_grad()
     finally:
         _jit.launch_log = None
     launched = set()
@@ -311,15 +324,17 @@ def test_device_resolution_under_the_simulator():
         assert "simulator" in device.cuda_status()[1]
 
 
-def test_gpu_arrays_are_a_clear_error():
-    class GpuArray:   # what a numba/CuPy device array shows a layer
+def test_foreign_gpu_arrays_are_a_clear_error_for_cpu_layers():
+    class GpuArray:   # what a CuPy array or torch CUDA tensor shows a layer
         dtype, shape = np.dtype(np.float64), (STEPS, BATCH, FEATURES)
         __cuda_array_interface__ = {}
 
-    layer = fr.GRU(FEATURES, HIDDEN, dtype=np.float64, device="cuda")
+    layer = fr.GRU(FEATURES, HIDDEN, dtype=np.float64, device="cpu")
     with pytest.raises(TypeError, match=r"x must be a numpy array of float64, got a GPU array "
-                                        r"\(GpuArray\); layers take host arrays, even with "
-                                        r"device='cuda' \(copy it with \.copy_to_host\(\)"):
+                                        r"\(GpuArray\) of shape \(3, 3, 5\); this runs on the "
+                                        r"host \(device='cpu'\): copy it with "
+                                        r"fastrnn.to_numpy\(\), or use a layer built with "
+                                        r"device='cuda'"):
         layer(GpuArray())
 
 

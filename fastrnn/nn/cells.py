@@ -8,7 +8,7 @@ names are PyTorch's cell names (``weight_ih``, ``weight_hh``, ``bias_ih``,
 
 import numpy as np
 
-from .._validation import as_float_array, check_shape, describe
+from .._validation import as_float_array, check_shape, describe, is_device_array
 from ._params import HasParameters, ParameterStore
 from .layers import GRU, LSTM, RNN
 
@@ -81,13 +81,15 @@ class _Cell(HasParameters):
         return dx[0], self._state_from_layer(dhx)
 
     def _step(self, x, hx, keep_tape):
-        x = as_float_array("x", x, self.dtype)
-        if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
+        device_x = is_device_array(x)   # checked as a GPU array only by a CUDA cell
+        x = (self._layer._arrays.float_input if device_x else as_float_array)("x", x, self.dtype)
+        if x.ndim not in (1, 2) or tuple(x.shape)[-1] != self.input_size:
             raise ValueError(f"x must have shape (B, {self.input_size}) or ({self.input_size},), "
-                             f"got {x.shape}")
+                             f"got {tuple(x.shape)}")
         batch = 1 if x.ndim == 1 else x.shape[0]
         hx = self._state_for_layer("hx", hx, x.ndim == 1, batch)
-        _, h_n, layer_tape = self._layer._run(x[None], hx, None, keep_tape)
+        x = x.reshape((1,) + tuple(x.shape)) if device_x else x[None]
+        _, h_n, layer_tape = self._layer._run(x, hx, None, keep_tape)
         tape = CellTape(self, layer_tape) if keep_tape else None
         return self._state_from_layer(h_n), tape
 
@@ -99,15 +101,17 @@ class _Cell(HasParameters):
         for index, part in enumerate(parts):
             if part is not None:
                 part_name = f"{name}[{index}]" if len(parts) > 1 else name
-                part = check_shape(part_name, as_float_array(part_name, part, self.dtype), shape)
-                part = part[None]
+                part = check_shape(part_name, self._layer._arrays.float_input(
+                    part_name, part, self.dtype), shape)
+                part = part.reshape((1,) + tuple(part.shape))
             checked.append(part)
         return tuple(checked) if len(parts) > 1 else checked[0]
 
     def _state_from_layer(self, state):
+        row = self._layer._arrays.row
         if isinstance(state, tuple):
-            return tuple(np.ascontiguousarray(s[0]) for s in state)
-        return np.ascontiguousarray(state[0])
+            return tuple(row(s, 0) for s in state)
+        return row(state, 0)
 
     def __repr__(self):
         return f"{type(self).__name__}({self.input_size}, {self.hidden_size}, dtype={self.dtype})"

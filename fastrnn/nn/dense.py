@@ -8,13 +8,15 @@ to :attr:`grads`), parameters as views into one flat buffer.
 import numpy as np
 
 from .. import config
-from .._validation import as_float_array, check_dropout, check_int, describe, resolve_dtype
+from .._validation import (as_float_array, check_dropout, check_int, describe, is_device_array,
+                           resolve_dtype)
 from ..device import get_backend, resolve_device
+from ._arrays import HOST
 from ._params import HasParameters, ParameterStore
 
 
 def _check_features(name, array, size):
-    if array.ndim < 1 or array.shape[-1] != size:
+    if array.ndim < 1 or tuple(array.shape)[-1] != size:
         raise ValueError(f"{name} must have shape (..., {size}), got {array.shape}")
 
 
@@ -27,6 +29,9 @@ class Linear(HasParameters):
     bias : bool, default True
     dtype : numpy.float32 or numpy.float64, default numpy.float32
     device : {"auto", "cpu", "cuda"}, default "auto"
+        With ``"cuda"`` the parameters and gradients live on the GPU, and
+        ``forward``/``backward`` take NumPy or GPU arrays: GPU arrays in give
+        GPU arrays out, NumPy arrays NumPy arrays.
     seed : int, optional
         Seed of the initialisation U(-1/sqrt(in_features), 1/sqrt(in_features)),
         PyTorch's.
@@ -62,7 +67,12 @@ class Linear(HasParameters):
         bound = 1.0 / np.sqrt(self.in_features)
         for value in self._store.params.values():
             value[...] = rng.uniform(-bound, bound, size=value.shape)
-        self._kernels = get_backend(self.device).DENSE
+        backend = get_backend(self.device)
+        self._kernels = backend.DENSE
+        self._arrays = HOST
+        if self.device == "cuda":
+            self._store = self._store.to_device()
+            self._arrays = backend.ARRAYS
 
     def __call__(self, x):
         """Inference: ``y`` of shape (..., out_features)."""
@@ -77,23 +87,33 @@ class Linear(HasParameters):
         tape : dict
             What :meth:`backward` needs (the input rows).
         """
-        x = as_float_array("x", x, self.dtype)
+        on_device = is_device_array(x)
+        x = self._arrays.float_input("x", x, self.dtype)
         _check_features("x", x, self.in_features)
-        rows = np.ascontiguousarray(x.reshape(-1, self.in_features))
+        shape = tuple(x.shape)
+        rows = self._arrays.contiguous(x.reshape(-1 if self._arrays is HOST else
+                                                 x.size // self.in_features, self.in_features))
         y = self._kernels[0](self.params["weight"], self.params.get("bias"), rows)
-        return y.reshape(x.shape[:-1] + (self.out_features,)), dict(x=rows, shape=x.shape)
+        y = y.reshape(shape[:-1] + (self.out_features,))
+        if self._arrays is not HOST and not on_device:
+            y = self._arrays.to_host(y)
+        return y, dict(x=rows, shape=shape, on_device=on_device)
 
     def backward(self, tape, dy):
         """Add the parameter gradients of ``sum(y * dy)`` to :attr:`grads`; return ``dx``."""
         shape = tape["shape"]
-        dy = as_float_array("dy", dy, self.dtype)
-        if dy.shape != shape[:-1] + (self.out_features,):
+        dy = self._arrays.float_input("dy", dy, self.dtype)
+        if tuple(dy.shape) != shape[:-1] + (self.out_features,):
             raise ValueError(f"dy must have shape {shape[:-1] + (self.out_features,)} (the "
-                             f"output's), got {dy.shape}")
-        dy_rows = np.ascontiguousarray(dy.reshape(-1, self.out_features))
+                             f"output's), got {tuple(dy.shape)}")
+        dy_rows = self._arrays.contiguous(dy.reshape(-1 if self._arrays is HOST else
+                                                     dy.size // self.out_features,
+                                                     self.out_features))
         dx = self._kernels[1](self.params["weight"], self.grads["weight"],
-                              self.grads.get("bias"), tape["x"], dy_rows)
-        return dx.reshape(shape)
+                              self.grads.get("bias"), tape["x"], dy_rows).reshape(shape)
+        if self._arrays is not HOST and not tape.get("on_device", False):
+            dx = self._arrays.to_host(dx)
+        return dx
 
     def __repr__(self):
         return (f"Linear({self.in_features}, {self.out_features}, bias={self.bias}, "

@@ -4,15 +4,22 @@
 order), checks every input, and runs the layers and directions in turn, each
 through one backend scan. The cell-specific classes in :mod:`fastrnn.nn.layers`
 only describe their cell.
+
+Between scans the layer works on arrays through ``self._arrays``: NumPy
+(:data:`fastrnn.nn._arrays.HOST`) on the CPU, device arrays
+(:data:`fastrnn.kernels.cuda._arrays.ARRAYS`) for ``device="cuda"``, whose
+parameters and gradients live on the GPU. A CUDA layer takes NumPy or GPU
+arrays; its outputs are GPU arrays when ``x`` was one, else NumPy arrays.
 """
 
 import numpy as np
 
 from .. import config
 from .._spec import CellSpec
-from .._validation import (as_float_array, check_bool, check_dropout, check_int, check_lengths,
-                           check_positive, check_shape, describe, resolve_dtype)
+from .._validation import (check_bool, check_dropout, check_int, check_lengths, check_positive,
+                           check_shape, describe, is_device_array, resolve_dtype)
 from ..device import get_backend, resolve_device
+from ._arrays import HOST
 from ._params import HasParameters, ParameterStore
 
 
@@ -42,11 +49,16 @@ class Tape:
         The input was 2-D; gradients are returned 2-D too.
     tokens : bool
         The input was token ids (one-hot); there is no input gradient.
+    on_device : bool
+        The input was a GPU array: :meth:`~RecurrentLayer.backward` returns GPU
+        arrays too.
     """
 
-    __slots__ = ("owner", "layers", "masks", "lengths", "steps", "batch", "unbatched", "tokens")
+    __slots__ = ("owner", "layers", "masks", "lengths", "steps", "batch", "unbatched", "tokens",
+                 "on_device")
 
-    def __init__(self, owner, layers, masks, lengths, steps, batch, unbatched, tokens):
+    def __init__(self, owner, layers, masks, lengths, steps, batch, unbatched, tokens,
+                 on_device=False):
         self.owner = owner
         self.layers = layers
         self.masks = masks
@@ -55,6 +67,7 @@ class Tape:
         self.batch = batch
         self.unbatched = unbatched
         self.tokens = tokens
+        self.on_device = on_device
 
 
 def _check_error_clip(error_clip):
@@ -92,8 +105,12 @@ class RecurrentLayer(HasParameters):
         self._dropout_rng = np.random.default_rng(dropout_seed)
         self._store = ParameterStore(self._layout(), self.dtype)
         self._reset_parameters(np.random.default_rng(init_seed))
-        self._weights, self._grad_views = self._views_by_direction()
         self._backend = None
+        self._arrays = HOST
+        if self.device == "cuda":   # parameters drawn on the host (same values), then moved
+            self._store = self._store.to_device()
+            self._arrays = self._ensure_backend().ARRAYS
+        self._weights, self._grad_views = self._views_by_direction()
 
     # ----------------------------------------------------------------- parameters
     def _suffixes(self):
@@ -179,37 +196,47 @@ class RecurrentLayer(HasParameters):
         return self._backend
 
     def _run(self, x, hx, lengths, keep_tape):
+        on_device = is_device_array(x)
         x, unbatched = self._check_input(x)
+        arrays = self._arrays
         steps, batch, _ = x.shape
         lengths = check_lengths(lengths, steps, batch)
         state0 = self._check_state("hx", hx, batch, unbatched)
         scan = self._ensure_backend().SCANS[self._kind][0]
         out = self.spec.output_size
-        state_n = [np.empty_like(s) for s in state0]
+        state_n = [arrays.empty_like(s) for s in state0]
         tapes, masks = [], []
         layer_input = x
         for layer in range(self.num_layers):
-            y = np.zeros((steps, batch, self.num_directions * out), self.dtype)
+            y = arrays.zeros((steps, batch, self.num_directions * out), self.dtype)
             tapes.append([])
             for direction in range(self.num_directions):
                 index = layer * self.num_directions + direction
-                initial = tuple(np.ascontiguousarray(s[index]) for s in state0)
+                initial = tuple(arrays.row(s, index) for s in state0)
                 final, tape = scan(self.spec, self._weights[index], layer_input, initial, lengths,
                                    bool(direction), keep_tape, y, direction * out)
                 for target, value in zip(state_n, final):
-                    target[index] = value
+                    arrays.put(target, index, value)
                 tapes[-1].append(tape)
             mask = None
             if keep_tape and self.dropout > 0.0 and layer < self.num_layers - 1:
-                mask = self._dropout_mask(y.shape)
-                y *= mask
+                mask = arrays.native(self._dropout_mask(y.shape))
+                arrays.multiply(y, mask)
             masks.append(mask)
             layer_input = y
         result = self._to_user_layout(layer_input, unbatched)
         h_n = self._state_to_user(state_n, unbatched)
-        tape = (Tape(self, tapes, masks, lengths, steps, batch, unbatched, x.dtype.kind == "i")
-                if keep_tape else None)
+        if arrays is not HOST and not on_device:
+            result, h_n = self._to_host(result), self._to_host(h_n)
+        tape = (Tape(self, tapes, masks, lengths, steps, batch, unbatched,
+                     np.dtype(x.dtype).kind == "i", on_device) if keep_tape else None)
         return result, h_n, tape
+
+    def _to_host(self, value):
+        """A result (an array or a tuple of them) copied to the host."""
+        if isinstance(value, tuple):
+            return tuple(self._arrays.to_host(part) for part in value)
+        return self._arrays.to_host(value)
 
     def backward(self, tape, dy, dh_n=None, *, error_clip=None, error_norms=None):
         """Backpropagate through a :meth:`forward`; accumulate parameter gradients.
@@ -242,7 +269,8 @@ class RecurrentLayer(HasParameters):
         -------
         dx : ndarray or None
             Gradient with respect to ``x``, shaped like ``x``; None for token
-            input.
+            input. GPU arrays (this and ``dhx``) when the forward's ``x`` was
+            one.
         dhx : ndarray or tuple of ndarray
             Gradient with respect to ``hx``, shaped like ``h_n``.
         """
@@ -256,25 +284,30 @@ class RecurrentLayer(HasParameters):
         error_clip = _check_error_clip(error_clip)
         error_norms = self._check_error_norms(error_norms, steps, batch)
         scan = self._ensure_backend().SCANS[self._kind][1]
-        dstate0 = [np.empty_like(s) for s in dstate_n]
+        arrays = self._arrays
+        dstate0 = [arrays.empty_like(s) for s in dstate_n]
         for layer in reversed(range(self.num_layers)):
             in_size = self.input_size if layer == 0 else out * self.num_directions
             if layer == 0 and tape.tokens:
                 in_size = 0
-            dx = np.zeros((steps, batch, in_size), self.dtype)
+            dx = arrays.zeros((steps, batch, in_size), self.dtype)
             for direction in range(self.num_directions):
                 index = layer * self.num_directions + direction
-                final = tuple(np.ascontiguousarray(s[index]) for s in dstate_n)
+                final = tuple(arrays.row(s, index) for s in dstate_n)
                 initial = scan(self.spec, self._weights[index], self._grad_views[index],
                                tape.layers[layer][direction], d_out, direction * out, final, dx,
                                error_clip, None if error_norms is None else error_norms[index])
                 for target, value in zip(dstate0, initial):
-                    target[index] = value
+                    arrays.put(target, index, value)
             if layer > 0 and tape.masks[layer - 1] is not None:
-                dx *= tape.masks[layer - 1]
+                arrays.multiply(dx, tape.masks[layer - 1])
             d_out = dx
         dx = None if tape.tokens else self._to_user_layout(d_out, unbatched)
-        return dx, self._state_to_user(dstate0, unbatched)
+        dhx = self._state_to_user(dstate0, unbatched)
+        if arrays is not HOST and not tape.on_device:
+            dx = None if dx is None else self._to_host(dx)
+            dhx = self._to_host(dhx)
+        return dx, dhx
 
     def _check_error_norms(self, error_norms, steps, batch):
         if error_norms is None:
@@ -297,27 +330,36 @@ class RecurrentLayer(HasParameters):
         comes back as a (T, B, 1) int64 array.
         """
         if _is_token_array(x):
-            return self._check_tokens(x)
-        x = as_float_array("x", x, self.dtype)
+            if is_device_array(x) and self._arrays is not HOST:
+                x = self._arrays.to_host(self._arrays.native(x))   # read back for the range check
+            x, unbatched = self._check_tokens(x)
+            return self._arrays.native(x), unbatched
+        x = self._arrays.float_input("x", x, self.dtype)
         if x.ndim not in (2, 3):
             raise ValueError("x must be 3-D (T, B, input_size)"
                              + (" batch-first (B, T, input_size)" if self.batch_first else "")
                              + f" or 2-D unbatched (T, input_size), got shape {x.shape}")
-        if x.shape[-1] != self.input_size:
+        if tuple(x.shape)[-1] != self.input_size:   # tuple(): a simulated GPU array's shape
+            # refuses negative indices
             raise ValueError(f"x must have input_size={self.input_size} features in its last "
                              f"axis, got shape {x.shape}")
         unbatched = x.ndim == 2
-        if unbatched:
-            x = x[:, None, :]
-        elif self.batch_first:
-            x = x.transpose(1, 0, 2)
-        if x.shape[0] == 0 or x.shape[1] == 0:
+        if 0 in x.shape[:-1]:
             raise ValueError(f"x must have at least one time step and one batch entry, "
                              f"got shape {x.shape}")
-        return np.ascontiguousarray(x), unbatched
+        if unbatched:
+            x = self._arrays.unsqueeze1(x)
+        elif self.batch_first:
+            x = self._arrays.swap01(x)
+        return self._arrays.contiguous(x), unbatched
 
     def _check_tokens(self, x):
         """Token ids (T, B) (batch-first (B, T); unbatched (T,)) as (T, B, 1) int64."""
+        if is_device_array(x):
+            raise TypeError(f"x must be a numpy array of token ids, got a GPU array "
+                            f"({type(x).__name__}) of shape {tuple(x.shape)}; this layer runs on "
+                            "the host (device='cpu'): copy it with fastrnn.to_numpy(), or build "
+                            "the layer with device='cuda'")
         x = np.asarray(x)
         if x.ndim not in (1, 2):
             raise ValueError("x holding token ids (an integer array) must be 2-D (T, B)"
@@ -352,12 +394,12 @@ class RecurrentLayer(HasParameters):
         checked = []
         for index, (part, shape) in enumerate(zip(parts, shapes)):
             if part is None:
-                checked.append(np.zeros(shape, self.dtype))
+                checked.append(self._arrays.zeros(shape, self.dtype))
                 continue
             part_name = f"{name}[{index}]" if len(shapes) > 1 else name
-            part = as_float_array(part_name, part, self.dtype)
+            part = self._arrays.float_input(part_name, part, self.dtype)
             check_shape(part_name, part, (shape[0], shape[2]) if unbatched else shape)
-            checked.append(part[:, None, :] if unbatched else part)
+            checked.append(self._arrays.unsqueeze1(part) if unbatched else part)
         return checked
 
     def _split_state(self, name, value, count):
@@ -378,14 +420,14 @@ class RecurrentLayer(HasParameters):
         """``dy`` as a C-contiguous (T, B, D*P) array; None is zeros."""
         shape = (steps, batch, self.num_directions * self.spec.output_size)
         if dy is None:
-            return np.zeros(shape, self.dtype)
-        dy = as_float_array("dy", dy, self.dtype)
+            return self._arrays.zeros(shape, self.dtype)
+        dy = self._arrays.float_input("dy", dy, self.dtype)
         check_shape("dy", dy, self._user_shape(shape, unbatched))
         if unbatched:
-            dy = dy[:, None, :]
-        elif self.batch_first:
-            dy = dy.transpose(1, 0, 2)
-        return np.ascontiguousarray(dy)
+            return self._arrays.contiguous(self._arrays.unsqueeze1(dy))
+        if self.batch_first:
+            return self._arrays.swap01(dy)
+        return self._arrays.contiguous(dy)
 
     def _user_shape(self, shape, unbatched):
         """The user-facing shape of an internal (T, B, F) array."""
@@ -397,14 +439,14 @@ class RecurrentLayer(HasParameters):
     def _to_user_layout(self, array, unbatched):
         """Internal (T, B, F) to the caller's layout (batch-first, unbatched)."""
         if unbatched:
-            return array[:, 0, :]
+            return self._arrays.squeeze1(array)
         if self.batch_first:
-            return np.ascontiguousarray(array.transpose(1, 0, 2))
+            return self._arrays.swap01(array)
         return array
 
     def _state_to_user(self, parts, unbatched):
         """Batched state arrays to the caller's form: a pair for the LSTM."""
-        parts = [p[:, 0, :] if unbatched else p for p in parts]
+        parts = [self._arrays.squeeze1(p) if unbatched else p for p in parts]
         return tuple(parts) if self.spec.has_cell_state else parts[0]
 
     def _dropout_mask(self, shape):

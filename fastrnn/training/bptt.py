@@ -38,9 +38,20 @@ start from zeros (random sampling).
 
 import numpy as np
 
-from .._validation import check_bool, check_int, check_positive, describe
+from .._validation import check_bool, check_int, check_positive, describe, is_device_array
 from ..nn.recurrent import RecurrentLayer
 from ..nn.sequential import Sequential
+
+
+def _concatenate(parts, axis):
+    """``numpy.concatenate`` of the chunks' outputs; on the GPU for GPU arrays (time axis 0)."""
+    if not is_device_array(parts[0]):
+        return np.concatenate(parts, axis=axis)
+    if axis != 0:
+        raise ValueError("a batch_first model's GPU outputs cannot be joined along time on the "
+                         "GPU yet; pass x as a numpy array or use batch_first=False")
+    from ..kernels.cuda._arrays import concatenate0
+    return concatenate0(parts)
 
 
 class TruncatedBPTT:
@@ -167,8 +178,8 @@ class TruncatedBPTT:
         if on_window is not None and not callable(on_window):
             raise TypeError(f"on_window must be callable or None, got {describe(on_window)}")
         axis = self._time_axis
-        x = np.asarray(x)
-        targets = np.asarray(targets)
+        x = x if is_device_array(x) else np.asarray(x)
+        targets = targets if is_device_array(targets) else np.asarray(targets)
         if x.ndim <= axis or targets.ndim <= axis:
             raise ValueError(f"x and targets must have a time axis {axis}, got shapes "
                              f"{x.shape} and {targets.shape}")
@@ -206,17 +217,19 @@ class TruncatedBPTT:
         """Loss of one window and its backward through ``[start, end)``; returns the loss."""
         axis = self._time_axis
         scoring = [chunk for chunk in chunks if chunk[0] >= scored]
-        y_window = np.concatenate([chunk[2] for chunk in scoring], axis=axis)
+        y_window = _concatenate([chunk[2] for chunk in scoring], axis)
         result = self.loss_fn(y_window, self._slice(targets, scored, end))
         if not isinstance(result, tuple) or len(result) != 2:
             raise TypeError(f"loss_fn must return a pair (loss, dy), got {describe(result)}")
         loss, dy_window = result
-        dy_window = np.asarray(dy_window)
-        if dy_window.shape != y_window.shape:
-            raise ValueError(f"loss_fn must return dy of the output's shape {y_window.shape}, "
-                             f"got {dy_window.shape} (window {index})")
+        dy_window = dy_window if is_device_array(dy_window) else np.asarray(dy_window)
+        if tuple(dy_window.shape) != tuple(y_window.shape):
+            raise ValueError(f"loss_fn must return dy of the output's shape "
+                             f"{tuple(y_window.shape)}, got {tuple(dy_window.shape)} "
+                             f"(window {index})")
         self.model.zero_grad()
-        if not self.record_error_norms and not dy_window.any():
+        if (not self.record_error_norms and isinstance(dy_window, np.ndarray)
+                and not dy_window.any()):
             self.window = (start, scored, end)  # nothing to backpropagate: the gradient is 0
             return float(loss)
         span = [chunk for chunk in chunks if chunk[0] >= start]

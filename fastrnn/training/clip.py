@@ -7,26 +7,45 @@ Global-norm clipping (as ``torch.nn.utils.clip_grad_norm_``): with
 :math:`\|g\|_p` the p-norm of all gradients together,
 
 .. math::  g \leftarrow g \cdot \min\!\Big(1, \frac{\text{max\_norm}}{\|g\|_p + 10^{-6}}\Big).
+
+GPU arrays (a ``device="cuda"`` layer's ``flat_grads``, or any
+``__cuda_array_interface__`` array) are clipped on the GPU by kernels
+(:mod:`fastrnn.kernels.cuda.clip`): the norm is a fixed-order float64
+reduction there, and only the total norm comes back to the host.
 """
 
 import math
 
 import numpy as np
 
-from .._validation import check_positive, describe
+from .._validation import check_positive, describe, is_device_array
 
 
 def _arrays(grads):
+    """``(arrays, on_device)``: the gradient arrays, all NumPy or all GPU arrays."""
     if hasattr(grads, "flat_grads"):
-        return [grads.flat_grads]
-    if isinstance(grads, np.ndarray):
-        return [grads]
-    if isinstance(grads, dict):
-        grads = list(grads.values())
-    if isinstance(grads, (list, tuple)) and all(isinstance(g, np.ndarray) for g in grads):
-        return list(grads)
-    raise TypeError("grads must be an ndarray, a dict or sequence of ndarrays, or a model "
-                    f"with flat_grads, got {describe(grads)}")
+        arrays = [grads.flat_grads]
+    elif isinstance(grads, np.ndarray) or is_device_array(grads):
+        arrays = [grads]
+    else:
+        if isinstance(grads, dict):
+            grads = list(grads.values())
+        if not isinstance(grads, (list, tuple)) or not all(
+                isinstance(g, np.ndarray) or is_device_array(g) for g in grads):
+            raise TypeError("grads must be an ndarray or GPU array, a dict or sequence of them, "
+                            f"or a model with flat_grads, got {describe(grads)}")
+        arrays = list(grads)
+    on_device = [is_device_array(array) for array in arrays]
+    if any(on_device) and not all(on_device):
+        raise TypeError("grads must be all numpy arrays or all GPU arrays, got a mix")
+    if any(on_device):
+        from ..kernels.cuda._arrays import adopt, is_c_contiguous
+        arrays = [adopt(array) for array in arrays]
+        for array in arrays:
+            if not is_c_contiguous(array):
+                raise ValueError("grads must be C-contiguous when they are GPU arrays (they are "
+                                 f"changed in place), got strides {tuple(array.strides)}")
+    return arrays, any(on_device)
 
 
 def _power_sum(array, norm_type, block=1 << 16):
@@ -67,10 +86,19 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False):
     FloatingPointError
         With ``error_if_nonfinite`` and a non-finite total norm.
     """
-    arrays = _arrays(grads)
+    arrays, on_device = _arrays(grads)
     max_norm = check_positive("max_norm", max_norm)
     norm_type = check_positive("norm_type", norm_type, allow_inf=True)
-    if math.isinf(norm_type):
+    if on_device:
+        from ..kernels.cuda import clip as device_clip
+        parts = [device_clip.reduce_norm(a, norm_type) for a in arrays]
+        if math.isinf(norm_type):
+            total = max(parts, default=0.0)
+            if any(math.isnan(part) for part in parts):
+                total = math.nan
+        else:
+            total = sum(parts) ** (1.0 / norm_type)
+    elif math.isinf(norm_type):
         total = max((float(np.max(np.abs(a))) for a in arrays if a.size), default=0.0)
     else:
         total = sum(_power_sum(a, norm_type) for a in arrays) ** (1.0 / norm_type)
@@ -81,12 +109,20 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False):
     coef = max_norm / (total + 1e-6)
     if coef < 1.0 or math.isnan(coef):
         for array in arrays:
-            array *= array.dtype.type(coef)
+            if on_device:
+                device_clip.scale(array, coef)
+            else:
+                array *= array.dtype.type(coef)
     return total
 
 
 def clip_grad_value(grads, clip_value):
     """Clamp every gradient entry to ``[-clip_value, clip_value]`` in place."""
     clip_value = check_positive("clip_value", clip_value)
-    for array in _arrays(grads):
-        np.clip(array, -clip_value, clip_value, out=array)
+    arrays, on_device = _arrays(grads)
+    for array in arrays:
+        if on_device:
+            from ..kernels.cuda.clip import clamp
+            clamp(array, clip_value)
+        else:
+            np.clip(array, -clip_value, clip_value, out=array)

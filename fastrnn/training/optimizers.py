@@ -14,6 +14,14 @@ equations, with :math:`\theta` the parameters, :math:`g` the gradients,
 :math:`\gamma` the learning rate, :math:`\lambda` the weight decay and
 :math:`t` the step count (1 on the first step).
 
+A ``device="cuda"`` layer's buffers are GPU arrays: then the state arrays
+live on the GPU too and each step is one kernel launch, one thread per
+parameter, running the same per-element update function as the CPU loop
+(:func:`sgd_update`, :func:`adam_update`, compiled for both targets;
+:mod:`fastrnn.kernels.cuda.optim`). :class:`SGD`, :class:`Adam` and
+:class:`AdamW` run there; the others raise ``NotImplementedError`` for GPU
+buffers.
+
 Hyperparameters are plain attributes (``opt.lr = 0.01``), read and checked at
 each :meth:`~Optimizer.step`, so a schedule just assigns them.
 :meth:`~Optimizer.state_dict` is a flat dict of NumPy arrays and scalars (arrays
@@ -32,11 +40,12 @@ Examples
 array([ 0.95 , -1.975])
 """
 
+import math
 import numbers
 
 import numpy as np
 
-from .._validation import check_bool, check_int, describe
+from .._validation import check_bool, check_int, describe, is_device_array
 from .. import config
 from ..kernels.cpu._jit import inline_jit, scan_jit
 
@@ -61,23 +70,66 @@ def _coupled_grad(grads, params, i, weight_decay, maximize):
     return g, p
 
 
+def sgd_update(p, g, b, neg_lr, momentum, one_minus_dampening, weight_decay, use_momentum,
+               first, nesterov, maximize):
+    """One entry of an SGD step: ``(new p, new momentum buffer b)`` from ``p``, ``g``, ``b``.
+
+    Plain Python, compiled for the CPU loop (inlined) and as a CUDA device
+    function (:mod:`fastrnn.kernels.cuda.optim`): one source for both.
+    """
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    if use_momentum:
+        if first:
+            b = g
+        else:
+            b = b * momentum
+            b = b + one_minus_dampening * g
+        if nesterov:
+            g = g + momentum * b
+        else:
+            g = b
+    return p + neg_lr * g, b
+
+
+def adam_update(p, g, m, v, vmax, weight_decay, decay, decoupled, lerp_small, lerp_coef, beta2,
+                one_minus_beta2, bias2_sqrt, eps, neg_step_size, amsgrad, maximize):
+    """One entry of an Adam/AdamW step: ``(p, m, v, vmax)`` updated (see :func:`sgd_update`)."""
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        if decoupled:
+            p = p * decay
+        else:
+            g = g + weight_decay * p
+    m = (m if lerp_small else g) + lerp_coef * (g - m)   # torch.lerp
+    v = v * beta2
+    v = v + one_minus_beta2 * g * g
+    used = v
+    if amsgrad:
+        if not (vmax > v or vmax != vmax):  # torch.maximum: NaN wins
+            vmax = v
+        used = vmax
+    denom = math.sqrt(used) / bias2_sqrt + eps   # (math: the CUDA target has no np.sqrt)
+    return p + neg_step_size * m / denom, m, v, vmax
+
+
+_sgd_point = inline_jit(sgd_update)
+_adam_point = inline_jit(adam_update)
+
+
 @scan_jit
 def _sgd_step(params, grads, buf, neg_lr, momentum, one_minus_dampening, weight_decay,
               use_momentum, first, nesterov, maximize):
     for i in range(params.size):
-        g, p = _coupled_grad(grads, params, i, weight_decay, maximize)
+        b = buf[i] if use_momentum else params[i]   # (b unused without momentum)
+        p, b = _sgd_point(params[i], grads[i], b, neg_lr, momentum, one_minus_dampening,
+                          weight_decay, use_momentum, first, nesterov, maximize)
         if use_momentum:
-            if first:
-                b = g
-            else:
-                b = buf[i] * momentum
-                b = b + one_minus_dampening * g
             buf[i] = b
-            if nesterov:
-                g = g + momentum * b
-            else:
-                g = b
-        params[i] = p + neg_lr * g
+        params[i] = p
 
 
 @scan_jit
@@ -85,27 +137,16 @@ def _adam_step(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, weight_decay,
                decoupled, lerp_small, lerp_coef, beta2, one_minus_beta2, bias2_sqrt, eps,
                neg_step_size, amsgrad, maximize):
     for i in range(params.size):
-        g = -grads[i] if maximize else grads[i]
-        p = params[i]
-        if weight_decay != 0:
-            if decoupled:
-                p = p * decay
-            else:
-                g = g + weight_decay * p
-        m = exp_avg[i]
-        m = (m if lerp_small else g) + lerp_coef * (g - m)   # torch.lerp
-        v = exp_avg_sq[i] * beta2
-        v = v + one_minus_beta2 * g * g
+        vmax = max_exp_avg_sq[i] if amsgrad else params[i]   # (unused without amsgrad)
+        p, m, v, vmax = _adam_point(params[i], grads[i], exp_avg[i], exp_avg_sq[i], vmax,
+                                    weight_decay, decay, decoupled, lerp_small, lerp_coef, beta2,
+                                    one_minus_beta2, bias2_sqrt, eps, neg_step_size, amsgrad,
+                                    maximize)
         exp_avg[i] = m
         exp_avg_sq[i] = v
         if amsgrad:
-            vmax = max_exp_avg_sq[i]
-            if not (vmax > v or vmax != vmax):  # torch.maximum: NaN wins
-                vmax = v
             max_exp_avg_sq[i] = vmax
-            v = vmax
-        denom = np.sqrt(v) / bias2_sqrt + eps
-        params[i] = p + neg_step_size * m / denom
+        params[i] = p
 
 
 @scan_jit
@@ -161,6 +202,12 @@ def _adagrad_step(params, grads, state_sum, neg_clr, eps, weight_decay, maximize
         params[i] = p + neg_clr * g / std
 
 
+#: The compiled steps by name; :mod:`fastrnn.kernels.cuda.optim` has the GPU's
+#: (same names and arguments) for those it implements.
+_HOST_STEPS = {"sgd": _sgd_step, "adam": _adam_step, "rmsprop": _rmsprop_step,
+               "adadelta": _adadelta_step, "adagrad": _adagrad_step}
+
+
 # ---------------------------------------------------------------------------
 # Argument checks.
 # ---------------------------------------------------------------------------
@@ -207,6 +254,9 @@ def _flat_buffers(model):
         raise TypeError("model must have flat_params and flat_grads attributes (a fastrnn layer "
                         "or Sequential) or be a (params, grads) pair of 1-D arrays, "
                         f"got {describe(model)}")
+    on_device = [is_device_array(array) for array in pair]
+    if any(on_device):
+        return _device_buffers(pair, names, on_device)
     for name, array in zip(names, pair):
         if not isinstance(array, np.ndarray):
             raise TypeError(f"{name} must be a numpy array, got {describe(array)}")
@@ -229,6 +279,32 @@ def _flat_buffers(model):
     if params.size and np.may_share_memory(params, grads):
         raise ValueError(f"{names[0]} and {names[1]} must be separate buffers, got "
                          "overlapping memory")
+    return params, grads
+
+
+def _device_buffers(pair, names, on_device):
+    """:func:`_flat_buffers` for GPU arrays: both must be GPU arrays (adopted in place)."""
+    if not all(on_device):
+        host = names[on_device.index(False)]
+        raise TypeError(f"{names[0]} and {names[1]} must both be numpy arrays or both GPU "
+                        f"arrays, got {host} on the host and the other on the GPU")
+    from ..kernels.cuda._arrays import adopt, is_c_contiguous
+    arrays = [adopt(array) for array in pair]
+    for name, array in zip(names, arrays):
+        if np.dtype(array.dtype) not in config.SUPPORTED_DTYPES:
+            raise TypeError(f"{name} must have dtype float32 or float64, got {array.dtype}")
+        if array.ndim != 1:
+            raise ValueError(f"{name} must be 1-D, got shape {tuple(array.shape)}")
+        if not is_c_contiguous(array):
+            raise ValueError(f"{name} must be contiguous (one flat buffer), got a strided GPU "
+                             f"array with strides {tuple(array.strides)}")
+    params, grads = arrays
+    if grads.dtype != params.dtype:
+        raise TypeError(f"{names[1]} must have the dtype of {names[0]}, {params.dtype}, "
+                        f"got {grads.dtype}")
+    if grads.size != params.size:
+        raise ValueError(f"{names[1]} must have the size of {names[0]}, {params.size}, "
+                         f"got {grads.size}")
     return params, grads
 
 
@@ -278,13 +354,25 @@ class Optimizer:
     _arrays = ()
     _required = 0
 
+    #: Key of this optimizer's compiled step in ``_HOST_STEPS`` and the GPU's ``STEPS``.
+    _step_name = None
+
     def __init__(self, model):
         params, _ = _flat_buffers(model)
         self._model = model
-        self.dtype = params.dtype
+        self.dtype = np.dtype(params.dtype)
         self.size = params.size
         self.step_count = 0
         self.state = {}
+        self.on_device = is_device_array(params)
+        self._steps = _HOST_STEPS
+        if self.on_device:
+            from ..kernels.cuda import optim
+            if self._step_name not in optim.STEPS:
+                raise NotImplementedError(
+                    f"{type(self).__name__} does not run on GPU buffers yet (the model's "
+                    f"parameters are on device='cuda'); SGD, Adam and AdamW do")
+            self._steps = optim.STEPS
 
     # -- subclass hooks ------------------------------------------------------
     def _check(self):
@@ -304,7 +392,11 @@ class Optimizer:
     def zero_grad(self):
         """Set every gradient to zero."""
         _, grads = self._buffers()
-        grads[...] = 0
+        if self.on_device:
+            from ..kernels.cuda._arrays import fill
+            fill(grads, 0)
+        else:
+            grads[...] = 0
 
     def state_dict(self):
         """The optimizer's state as a flat dict.
@@ -323,7 +415,8 @@ class Optimizer:
         out.update(self._hyper_values())
         for name in self._arrays:
             if name in self.state:
-                out[name] = self.state[name].copy()
+                out[name] = (self.state[name].copy_to_host() if self.on_device
+                             else self.state[name].copy())
         return out
 
     def load_state_dict(self, state):
@@ -390,6 +483,9 @@ class Optimizer:
         self.step_count = step_count
         self.state = {name: np.array(array, dtype=self.dtype, order="C", copy=True)
                       for name, array in arrays.items()}
+        if self.on_device:
+            from ..kernels.cuda._arrays import upload
+            self.state = {name: upload(array) for name, array in self.state.items()}
 
     def __repr__(self):
         values = ", ".join(f"{key}={value!r}" for key, value in self._hyper_values().items())
@@ -405,6 +501,10 @@ class Optimizer:
 
     def _buffers(self):
         params, grads = _flat_buffers(self._model)
+        if is_device_array(params) != self.on_device:
+            where = "GPU" if self.on_device else "host"
+            raise ValueError(f"the model's buffers moved since this {type(self).__name__} was "
+                             f"built: its state is for {where} buffers")
         if params.dtype != self.dtype or params.size != self.size:
             raise ValueError(f"the model's buffers changed since this {type(self).__name__} was "
                              f"built: it holds state for {self.size} parameters of {self.dtype}, "
@@ -414,7 +514,11 @@ class Optimizer:
     def _array(self, name, fill=0.0):
         """State array ``name``, created filled with ``fill`` when missing."""
         if name not in self.state:
-            self.state[name] = np.full(self.size, fill, self.dtype)
+            if self.on_device:
+                from ..kernels.cuda._arrays import full
+                self.state[name] = full(self.size, fill, self.dtype)
+            else:
+                self.state[name] = np.full(self.size, fill, self.dtype)
         return self.state[name]
 
     def _cast(self, value):
@@ -428,6 +532,9 @@ class Optimizer:
         return small, weight if small else weight - self._cast(1)
 
     def _empty(self):
+        if self.on_device:
+            from numba import cuda
+            return cuda.device_array(0, self.dtype)
         return np.empty(0, self.dtype)
 
 
@@ -469,6 +576,7 @@ class SGD(Optimizer):
     State: ``momentum_buffer`` (from the first step with ``momentum != 0``).
     """
 
+    _step_name = "sgd"
     _hyper = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
     _arrays = ("momentum_buffer",)
 
@@ -495,8 +603,9 @@ class SGD(Optimizer):
         use_momentum = self.momentum != 0
         first = use_momentum and "momentum_buffer" not in self.state
         buf = self._array("momentum_buffer") if use_momentum else self._empty()
-        _sgd_step(params, grads, buf, c(-self.lr), c(self.momentum), c(1 - self.dampening),
-                  c(self.weight_decay), use_momentum, first, self.nesterov, self.maximize)
+        step = self._steps["sgd"]
+        step(params, grads, buf, c(-self.lr), c(self.momentum), c(1 - self.dampening),
+             c(self.weight_decay), use_momentum, first, self.nesterov, self.maximize)
 
 
 class Adam(Optimizer):
@@ -539,6 +648,7 @@ class Adam(Optimizer):
     are the scalars ``beta1`` and ``beta2``.
     """
 
+    _step_name = "adam"
     _hyper = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize")
     _arrays = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     _required = 2
@@ -583,10 +693,11 @@ class Adam(Optimizer):
         bias2_sqrt = (1 - beta2 ** t) ** 0.5
         lerp_small, lerp_coef = self._lerp_weight(1 - beta1)
         vmax = self._array("max_exp_avg_sq") if self.amsgrad else self._empty()
-        _adam_step(params, grads, self.state["exp_avg"], self.state["exp_avg_sq"], vmax,
-                   c(self.weight_decay), c(1 - self.lr * self.weight_decay), self._decoupled,
-                   lerp_small, lerp_coef, c(beta2), c(1 - beta2), c(bias2_sqrt), c(self.eps),
-                   c(-step_size), self.amsgrad, self.maximize)
+        step = self._steps["adam"]
+        step(params, grads, self.state["exp_avg"], self.state["exp_avg_sq"], vmax,
+             c(self.weight_decay), c(1 - self.lr * self.weight_decay), self._decoupled,
+             lerp_small, lerp_coef, c(beta2), c(1 - beta2), c(bias2_sqrt), c(self.eps),
+             c(-step_size), self.amsgrad, self.maximize)
 
 
 class AdamW(Adam):
@@ -664,6 +775,7 @@ class RMSprop(Optimizer):
     and ``grad_avg`` (:math:`\bar g`) when used.
     """
 
+    _step_name = "rmsprop"
     _hyper = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize")
     _arrays = ("square_avg", "momentum_buffer", "grad_avg")
     _required = 1
@@ -691,10 +803,11 @@ class RMSprop(Optimizer):
         buf = self._array("momentum_buffer") if use_momentum else self._empty()
         grad_avg = self._array("grad_avg") if self.centered else self._empty()
         lerp_small, lerp_coef = self._lerp_weight(1 - self.alpha)
-        _rmsprop_step(params, grads, self.state["square_avg"], grad_avg, buf, c(-self.lr),
-                      c(self.alpha), c(1 - self.alpha), lerp_small, lerp_coef, c(self.eps),
-                      c(self.weight_decay), c(self.momentum), self.centered, use_momentum,
-                      self.maximize)
+        step = self._steps["rmsprop"]
+        step(params, grads, self.state["square_avg"], grad_avg, buf, c(-self.lr),
+             c(self.alpha), c(1 - self.alpha), lerp_small, lerp_coef, c(self.eps),
+             c(self.weight_decay), c(self.momentum), self.centered, use_momentum,
+             self.maximize)
 
 
 class Adadelta(Optimizer):
@@ -731,6 +844,7 @@ class Adadelta(Optimizer):
     State: ``square_avg`` (:math:`v`) and ``acc_delta`` (:math:`u`).
     """
 
+    _step_name = "adadelta"
     _hyper = ("lr", "rho", "eps", "weight_decay", "maximize")
     _arrays = ("square_avg", "acc_delta")
     _required = 2
@@ -752,9 +866,10 @@ class Adadelta(Optimizer):
 
     def _update(self, params, grads):
         c = self._cast
-        _adadelta_step(params, grads, self.state["square_avg"], self.state["acc_delta"],
-                       c(-self.lr), c(self.rho), c(1 - self.rho), c(self.eps),
-                       c(self.weight_decay), self.maximize)
+        step = self._steps["adadelta"]
+        step(params, grads, self.state["square_avg"], self.state["acc_delta"],
+             c(-self.lr), c(self.rho), c(1 - self.rho), c(self.eps),
+             c(self.weight_decay), self.maximize)
 
 
 class Adagrad(Optimizer):
@@ -792,6 +907,7 @@ class Adagrad(Optimizer):
     State: ``sum`` (:math:`s`).
     """
 
+    _step_name = "adagrad"
     _hyper = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps", "maximize")
     _arrays = ("sum",)
     _required = 1
@@ -817,5 +933,6 @@ class Adagrad(Optimizer):
     def _update(self, params, grads):
         c = self._cast
         clr = self.lr / (1 + (float(self.step_count) - 1) * self.lr_decay)
-        _adagrad_step(params, grads, self.state["sum"], c(-clr), c(self.eps),
-                      c(self.weight_decay), self.maximize)
+        step = self._steps["adagrad"]
+        step(params, grads, self.state["sum"], c(-clr), c(self.eps),
+             c(self.weight_decay), self.maximize)

@@ -1,16 +1,19 @@
-"""The CUDA backend: ``numba.cuda`` kernels, NumPy arrays in and out.
+"""The CUDA backend: ``numba.cuda`` kernels on device arrays.
 
 Same entry points and signatures as :mod:`fastrnn.kernels.cpu`: ``SCANS[kind]``
 is the ``(forward, backward)`` pair for one direction of one layer of cell
-``kind``, ``DENSE`` the dense layer's pair. Each call copies its inputs and
-weights to the GPU, runs one kernel launch per step for the pointwise math
-around a tiled shared-memory GEMM (:mod:`._gemm`), and copies the results back
-into the caller's host arrays. Importing this package imports ``numba.cuda``
+``kind``, ``DENSE`` the dense layer's pair, with device arrays where the CPU
+backend takes NumPy arrays (weights and gradients are views of the layer's
+device-resident flat buffers). Each scan runs one kernel launch per step for
+the pointwise math around a tiled shared-memory GEMM (:mod:`._gemm`).
+``ARRAYS`` holds the device-array operations the layers apply between scans
+(:mod:`._arrays`). Importing this package imports ``numba.cuda``
 (and so needs numba-cuda), which is why only :mod:`fastrnn.device` imports it,
 on first use of ``device="cuda"``.
 """
 
-from . import dense, gru, lstm, rnn
+from . import clip, dense, gru, lstm, optim, rnn
+from ._arrays import ARRAYS
 
 NAME = "cuda"
 

@@ -1,11 +1,15 @@
-"""What every CUDA scan shares: host<->device copies, the GEMMs around the
-scan, and the small per-step kernels of the backward pass.
+"""What every CUDA scan shares: the GEMMs around the scan, column copies, and
+the small per-step kernels of the backward pass.
 
-The backend takes and returns NumPy arrays, as the CPU backend does: each call
-copies its inputs and this direction's weights to the device, runs there, and
-copies results back into the caller's arrays. Scans see only their own
-direction's columns of ``y``/``dy``: the host copies the ``col0`` slice in and
-out, so no kernel needs the offset.
+The scans take device arrays where the CPU scans take NumPy arrays (the
+layer's weights and gradients are views of its device-resident flat buffers;
+``x``, ``y``, ``dy``, ``dx`` and the states are device arrays) and work in
+place: weight gradients and ``dx`` are accumulated by the GEMMs themselves
+(``accumulate=True``). Only ``lengths`` (B ints) and ``error_norms`` stay on
+the host. Scans see only their own direction's columns of ``y``/``dy``: a
+bidirectional layer's columns are copied out and back by a kernel
+(:func:`output_columns`, :func:`store_columns`), so no step kernel needs the
+offset.
 """
 
 import math
@@ -14,16 +18,12 @@ import numpy as np
 from numba import cuda
 
 from ..cpu import _common as cpu_common
-from ._gemm import add_row, column_sums, matmul
+from ._arrays import upload, zeros
+from ._gemm import add_column_sums, add_row, columns, matmul
 from ._jit import kernel
 
 #: :func:`fastrnn.kernels.cpu._common.step_slots` as plain Python, for the host loop.
 step_slots = cpu_common.step_slots.py_func
-
-
-def upload(array):
-    """A device copy of a host array (made C-contiguous first)."""
-    return cuda.to_device(np.ascontiguousarray(array))
 
 
 def rows(array):
@@ -34,8 +34,9 @@ def rows(array):
 def states(initial, steps, keep_tape, reverse):
     """Device twin of :func:`fastrnn.kernels.cpu._common.state_buffer` (same slots)."""
     slots, first = cpu_common.state_slots(steps, keep_tape, reverse)
-    buffer = cuda.device_array((slots,) + initial.shape, initial.dtype)
-    buffer[first].copy_to_device(np.ascontiguousarray(initial))
+    buffer = cuda.device_array((slots,) + tuple(initial.shape), initial.dtype)
+    if initial.size:
+        buffer[first].copy_to_device(initial)
     return buffer
 
 
@@ -52,8 +53,31 @@ def leaving(buffer, reverse):
 
 
 def output_columns(y, col0, width):
-    """A device copy of this direction's columns ``y[:, :, col0:col0 + width]``."""
-    return upload(y[:, :, col0:col0 + width])
+    """This direction's columns ``y[:, :, col0:col0 + width]`` of a (T, B, F) device array:
+    ``y`` itself when they are all of it, else a C-contiguous device copy."""
+    if col0 == 0 and width == y.shape[2]:
+        return y
+    return columns(rows(y), col0, width).reshape(y.shape[0], y.shape[1], width)
+
+
+@kernel("void({f}[:, ::1], int64, {f}[:, ::1])")
+def _put_columns(source, first, target):
+    index = cuda.grid(1)
+    cols = source.shape[1]
+    if index >= source.shape[0] * cols:
+        return
+    r = index // cols
+    c = index - r * cols
+    target[r, first + c] = source[r, c]
+
+
+def store_columns(y, part, col0):
+    """Write ``part`` (from :func:`output_columns`) back into ``y[:, :, col0:]`` unless it
+    is ``y`` itself."""
+    if part is y or part.size == 0:
+        return
+    source = rows(part)
+    _put_columns.over(source.size, source, col0, rows(y))
 
 
 # ------------------------------------------------------------------ input side
@@ -81,7 +105,7 @@ def _scatter_columns(ids, d_rows, columns, grad):
     for r in range(ids.shape[0]):
         columns[ids[r], g] += d_rows[r, g]
     for v in range(columns.shape[0]):
-        grad[g, v] = columns[v, g]
+        grad[g, v] += columns[v, g]
 
 
 def input_projection(x, weight_ih, bias):
@@ -92,7 +116,7 @@ def input_projection(x, weight_ih, bias):
     x : device array, shape (T, B, I), or token ids (T, B, 1) int64
         For token ids the product is a gather of columns of ``weight_ih``.
     weight_ih : device array, shape (G, I)
-    bias : host ndarray of shape (G,) or None
+    bias : device array of shape (G,) or None
 
     Returns
     -------
@@ -103,48 +127,43 @@ def input_projection(x, weight_ih, bias):
     out = cuda.device_array((steps * batch, gates), weight_ih.dtype)
     if is_tokens(x):
         has_bias = bias is not None
-        bias_d = upload(bias if has_bias else np.zeros(1, weight_ih.dtype))
+        bias_d = bias if has_bias else zeros(1, weight_ih.dtype)
         _gather_columns.over(steps * batch * gates, rows(x).reshape(steps * batch), weight_ih,
                              bias_d, has_bias, out)
     else:
         matmul(rows(x), weight_ih, out, trans_b=True)
         if bias is not None:
-            add_row(out, upload(bias))
+            add_row(out, bias)
     return out.reshape(steps, batch, gates)
 
 
 def accumulate_outer(grad, d_pre, inputs):
-    """``grad += sum_t d_pre[t]^T inputs[t]`` (host ``grad``; device (T, B, *) operands)."""
-    product = cuda.device_array(grad.shape, d_pre.dtype)
-    matmul(rows(d_pre), rows(inputs), product, trans_a=True)
-    grad += product.copy_to_host()
+    """``grad += sum_t d_pre[t]^T inputs[t]``, in place (device arrays; (T, B, *) operands)."""
+    matmul(rows(d_pre), rows(inputs), grad, trans_a=True, accumulate=True)
 
 
 def accumulate_input_grads(d_pre, x, weight_ih, grad_weight_ih, dx):
     """``grad_weight_ih += sum_t d_pre[t]^T x[t]`` and ``dx += d_pre @ W_ih``.
 
     For token ids (:func:`is_tokens`) the first is a deterministic scatter into
-    the tokens' columns and there is no ``dx``. ``grad_weight_ih`` and ``dx``
-    are host arrays; the rest live on the device.
+    the tokens' columns and there is no ``dx``. All device arrays, updated in
+    place.
     """
     if is_tokens(x):
         steps, batch, _ = x.shape
         gates, vocab = grad_weight_ih.shape
-        columns = cuda.device_array((vocab, gates), d_pre.dtype)
-        product = cuda.device_array((gates, vocab), d_pre.dtype)
-        _scatter_columns.over(gates, rows(x).reshape(steps * batch), rows(d_pre), columns,
-                              product)
-        grad_weight_ih += product.copy_to_host()
+        scratch = cuda.device_array((vocab, gates), d_pre.dtype)
+        _scatter_columns.over(gates, rows(x).reshape(steps * batch), rows(d_pre), scratch,
+                              grad_weight_ih)
         return
     accumulate_outer(grad_weight_ih, d_pre, x)
-    product = cuda.device_array((x.shape[0] * x.shape[1], x.shape[2]), d_pre.dtype)
-    matmul(rows(d_pre), weight_ih, product)
-    dx += product.copy_to_host().reshape(dx.shape)
+    matmul(rows(d_pre), weight_ih, rows(dx), accumulate=True)
 
 
-def bias_gradient(d_pre):
-    """``d_pre`` (T, B, G) summed over time and batch, as a host array."""
-    return column_sums(rows(d_pre)).copy_to_host()
+def add_bias_gradient(d_pre, *targets):
+    """Add ``d_pre`` (T, B, G) summed over time and batch to each device ``target``."""
+    for target in targets:
+        add_column_sums(rows(d_pre), target)
 
 
 # --------------------------------------------------------- backward step kernels
@@ -220,8 +239,8 @@ class OutputGrad:
 
     Parameters
     ----------
-    dy : host ndarray, shape (T, B, D*P)
-        Gradient of the layer output; this direction's columns are copied.
+    dy : device array, shape (T, B, D*P)
+        Gradient of the layer output; this direction's columns are used.
     col0, width : int
         This direction's columns of ``dy``.
     lengths : device array of int64

@@ -104,21 +104,19 @@ def matmul(a, b, c, trans_a=False, trans_b=False, accumulate=False):
 
 
 @kernel("void({f}[:, ::1], {f}, {f}[::1])")
-def _column_sums(rows, zero, out):
+def _add_column_sums(rows, zero, out):
     col = cuda.grid(1)
     if col >= out.shape[0]:
         return
     total = zero
     for row in range(rows.shape[0]):
         total += rows[row, col]
-    out[col] = total
+    out[col] += total
 
 
-def column_sums(rows):
-    """Sums of the columns of a (N, G) device matrix, rows added in order; a (G,) device array."""
-    out = cuda.device_array(rows.shape[1], rows.dtype)
-    _column_sums.over(rows.shape[1], rows, rows.dtype.type(0), out)
-    return out
+def add_column_sums(rows, out):
+    """``out += `` the sums of the columns of a (N, G) device matrix, rows added in order."""
+    _add_column_sums.over(rows.shape[1], rows, rows.dtype.type(0), out)
 
 
 @kernel("void({f}[:, ::1], {f}[::1])")

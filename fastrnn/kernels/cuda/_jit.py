@@ -80,10 +80,11 @@ class Kernel:
         self.launch(max(1, -(-count // block)), block, *args)
 
 
-def kernel(template):
-    """Decorator: register a kernel function with its signature template."""
+def kernel(template, float_types=FLOAT_TYPES):
+    """Decorator: register a kernel function with its signature template (and, for a
+    kernel whose source fixes its float type, that type)."""
     def register(function):
-        return Kernel(function, template)
+        return Kernel(function, template, float_types=float_types)
     return register
 
 

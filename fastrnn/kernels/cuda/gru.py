@@ -5,18 +5,19 @@ rows of ``W_hh``; a gates kernel (``r``, ``z`` and ``r * h``); for reset
 before, the product ``(r * h) @ W_hn^T``; then the output kernel (``n``,
 ``h``). The tape (on the device) is that of the CPU scans: states, gate
 activations, and ``q`` (``W_hn h + b_hn`` after, ``r * h`` before).
+Weights, gradients, ``x``, ``y``, ``dy``, ``dx`` and the states are device
+arrays (see :mod:`._common`).
 """
 
-import numpy as np
 from numba import cuda
 
 from ...cells.gru import (gru_backward_point, gru_gates_point, gru_output_point,
                           gru_reset_before_point)
 from ..cpu._common import final_slot, tape_length
-from ..cpu.gru import _recurrent_weights
-from ._common import (OutputGrad, accumulate_input_grads, accumulate_outer, bias_gradient,
-                      entering, input_projection, output_columns, rows, states,
-                      step_slots, upload)
+from ._arrays import add, assign, copy, upload, zeros
+from ._common import (OutputGrad, accumulate_input_grads, accumulate_outer, add_bias_gradient,
+                      entering, input_projection, output_columns, rows, states, step_slots,
+                      store_columns)
 from ._gemm import columns, matmul
 from ._jit import kernel, one_of, point_device
 
@@ -134,14 +135,24 @@ def _state_grad_step(dh, dh_rec, direct, reset, t, lengths):
 
 def _biases(spec, weights, dtype):
     """``(bias, b_hn)``: the input projection's bias (``b_ih`` plus the r, z rows of
-    ``b_hh``) as a host array or None, and ``b_hn`` (zeros without bias)."""
+    ``b_hh``) or None, and ``b_hn`` (zeros without bias); device arrays."""
     hidden = spec.hidden_size
     if not spec.bias:
-        return None, cuda.to_device(np.zeros(hidden, dtype))
-    b_hh = weights["bias_hh"]
-    bias = weights["bias_ih"].copy()
-    bias[:2 * hidden] += b_hh[:2 * hidden]
-    return bias, upload(b_hh[2 * hidden:])
+        return None, zeros(hidden, dtype)
+    b_ih, b_hh = weights["bias_ih"], weights["bias_hh"]
+    bias = copy(b_ih)
+    assign(bias[:2 * hidden], add(b_ih[:2 * hidden], b_hh[:2 * hidden]))
+    return bias, b_hh[2 * hidden:]
+
+
+def _recurrent_weights(spec, weights):
+    """``(w_rec, whn)``: all of ``W_hh`` (after), or its r,z rows and its n rows (before);
+    device views (row blocks of a C-contiguous matrix are C-contiguous)."""
+    weight_hh = weights["weight_hh"]
+    if spec.reset_after:
+        return weight_hh, weight_hh[:0]
+    hidden = spec.hidden_size
+    return weight_hh[:2 * hidden], weight_hh[2 * hidden:]
 
 
 def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
@@ -152,10 +163,10 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     steps, batch, _ = x.shape
     hidden, dtype = spec.hidden_size, y.dtype
     one = one_of(dtype)
-    x_d, lengths_d = upload(x), upload(lengths)
+    lengths_d = upload(lengths)
     bias, b_hn = _biases(spec, weights, dtype)
-    xproj = input_projection(x_d, upload(weights["weight_ih"]), bias)
-    w_rec, whn = (upload(w) for w in _recurrent_weights(spec, weights))
+    xproj = input_projection(x, weights["weight_ih"], bias)
+    w_rec, whn = _recurrent_weights(spec, weights)
     slots = tape_length(steps, keep_tape)
     hs = states(state0[0], steps, keep_tape, reverse)
     gates = cuda.device_array((slots, batch, 3 * hidden), dtype)
@@ -177,11 +188,11 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
             q_source, q_col = q_rec, 0
         _output_step.over(count, xproj, q_source, q_col, b_hn, hs[before], hs[after], gates,
                           q_tape, y_d, k, t, lengths_d, spec.reset_after, one)
-    y[:, :, col0:col0 + hidden] = y_d.copy_to_host()
-    state_n = (hs[final_slot(steps, keep_tape, reverse)].copy_to_host(),)
+    store_columns(y, y_d, col0)
+    state_n = (hs[final_slot(steps, keep_tape, reverse)],)
     if not keep_tape:
         return state_n, None
-    return state_n, dict(x=x_d, lengths=lengths_d, reverse=reverse, hs=hs, gates=gates, q=q_tape)
+    return state_n, dict(x=x, lengths=lengths_d, reverse=reverse, hs=hs, gates=gates, q=q_tape)
 
 
 def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None,
@@ -193,14 +204,14 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
     hidden, dtype = spec.hidden_size, gates.dtype
     reset_after = spec.reset_after
     one = one_of(dtype)
-    w_rec, whn = (upload(w) for w in _recurrent_weights(spec, weights))
+    w_rec, whn = _recurrent_weights(spec, weights)
     output = OutputGrad(dy, col0, hidden, lengths, error_clip, error_norms)
     d_ih = cuda.device_array(gates.shape, dtype)
     d_hh = cuda.device_array(gates.shape if reset_after else (1, 1, 1), dtype)
-    dh = upload(dstate_n[0])
+    dh = copy(dstate_n[0])
     dh_total, dh_rec, direct, da_n, d_rh = (cuda.device_array((batch, hidden), dtype)
                                             for _ in range(5))
-    reset = cuda.to_device(np.zeros((batch, hidden), dtype))
+    reset = zeros((batch, hidden), dtype)
     d_rz = cuda.device_array((batch, 2 * hidden), dtype)
     count = batch * hidden
     for s in range(steps):
@@ -216,7 +227,7 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
             matmul(d_rz, w_rec, dh_rec)
         _state_grad_step.over(count, dh, dh_rec, direct, reset, t, lengths)
     output.finish()
-    accumulate_input_grads(d_ih, x, upload(weights["weight_ih"]), grads["weight_ih"], dx)
+    accumulate_input_grads(d_ih, x, weights["weight_ih"], grads["weight_ih"], dx)
     grad_hh = grads["weight_hh"]
     h_before = entering(hs, reverse)
     if reset_after:
@@ -230,7 +241,7 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
                          columns(d_rows, 2 * hidden, hidden).reshape(steps, batch, hidden),
                          q_tape)
     if spec.bias:
-        grads["bias_ih"] += bias_gradient(d_ih)
-        grads["bias_hh"] += bias_gradient(d_hh if reset_after else d_ih)
-    return (dh.copy_to_host(),)
+        add_bias_gradient(d_ih, grads["bias_ih"])
+        add_bias_gradient(d_hh if reset_after else d_ih, grads["bias_hh"])
+    return (dh,)
 

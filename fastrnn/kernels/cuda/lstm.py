@@ -5,16 +5,18 @@ kernel running :func:`fastrnn.cells.lstm.lstm_forward_point` per element and,
 with a projection, the product ``m_t @ W_hr^T`` and a kernel finishing ``h_t``.
 Backward mirrors it. The tape (on the device) is the CPU scans': time-aligned
 ``h`` and ``c`` buffers, the gate activations and, with a projection, ``m_t``.
+Weights, gradients, ``x``, ``y``, ``dy``, ``dx`` and the states are device
+arrays (see :mod:`._common`).
 """
 
 from numba import cuda
 
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
 from ..cpu._common import final_slot, tape_length
-from ..cpu.lstm import _peephole_rows
-from ._common import (OutputGrad, accumulate_input_grads, accumulate_outer, bias_gradient,
-                      copy_valid, entering, input_projection, leaving,
-                      masked_copy, output_columns, rows, states, step_slots, upload)
+from ._arrays import add, copy, upload, zeros
+from ._common import (OutputGrad, accumulate_input_grads, accumulate_outer, add_bias_gradient,
+                      copy_valid, entering, input_projection, leaving, masked_copy,
+                      output_columns, rows, states, step_slots, store_columns)
 from ._gemm import matmul
 from ._jit import kernel, one_of, point_device
 
@@ -123,16 +125,35 @@ def _peephole_sums(d_rows, c_before, c_after, coupled, zero, out):
     for r in range(d_rows.shape[0]):
         state = c_after[r, j] if last else c_before[r, j]
         total += d_rows[r, offset + j] * state
-    out[p, j] = total
+    out[p, j] += total
 
 
-def _peephole_grads(spec, d_pre, cs, reverse):
-    """Peephole gradients (host), i and f from the entering cell state, o from the leaving one."""
+def _add_peephole_grads(spec, d_pre, cs, reverse, grad):
+    """Add the peephole gradients to ``grad`` (device): i and f from the entering cell
+    state, o from the leaving one."""
     hidden, dtype = spec.hidden_size, d_pre.dtype
-    out = cuda.device_array((2 if spec.coupled else 3, hidden), dtype)
-    _peephole_sums.over(out.shape[0] * hidden, rows(d_pre), rows(entering(cs, reverse)),
-                        rows(leaving(cs, reverse)), spec.coupled, dtype.type(0), out)
-    return out.copy_to_host()
+    _peephole_sums.over(grad.shape[0] * hidden, rows(d_pre), rows(entering(cs, reverse)),
+                        rows(leaving(cs, reverse)), spec.coupled, dtype.type(0), grad)
+
+
+@kernel("void({f}[:, ::1], int64, {f}[:, ::1])")
+def _put_rows(source, first, target):
+    index = cuda.grid(1)
+    cols = source.shape[1]
+    if index >= source.shape[0] * cols:
+        return
+    r = index // cols
+    target[first + r, index - r * cols] = source[r, index - r * cols]
+
+
+def _peephole_rows(spec, weights, dtype):
+    """Peephole weights as three rows (i, f, o) on the device, zeros where absent (the
+    device twin of :func:`fastrnn.kernels.cpu.lstm._peephole_rows`)."""
+    out = zeros((3, spec.hidden_size), dtype)
+    if spec.peephole:
+        source = weights["weight_ch"]
+        _put_rows.over(source.size, source, 1 if spec.coupled else 0, out)
+    return out
 
 
 def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
@@ -144,12 +165,12 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     hidden, out_size, dtype = spec.hidden_size, spec.output_size, y.dtype
     project = spec.proj_size > 0
     one = one_of(dtype)
-    x_d, lengths_d = upload(x), upload(lengths)
-    bias = weights["bias_ih"] + weights["bias_hh"] if spec.bias else None
-    xproj = input_projection(x_d, upload(weights["weight_ih"]), bias)
-    whh = upload(weights["weight_hh"])
-    whr = upload(weights["weight_hr"]) if project else None
-    peep = upload(_peephole_rows(spec, weights, dtype))
+    lengths_d = upload(lengths)
+    bias = add(weights["bias_ih"], weights["bias_hh"]) if spec.bias else None
+    xproj = input_projection(x, weights["weight_ih"], bias)
+    whh = weights["weight_hh"]
+    whr = weights["weight_hr"] if project else None
+    peep = _peephole_rows(spec, weights, dtype)
     slots = tape_length(steps, keep_tape)
     hs = states(state0[0], steps, keep_tape, reverse)
     cs = states(state0[1], steps, keep_tape, reverse)
@@ -170,12 +191,12 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
             _projected_step.over(batch * out_size, hs[before], hs[after], y_d, t, lengths_d)
             if keep_tape:
                 masked_copy(m, m_tape[t], t, lengths_d)
-    y[:, :, col0:col0 + out_size] = y_d.copy_to_host()
+    store_columns(y, y_d, col0)
     last = final_slot(steps, keep_tape, reverse)
-    state_n = (hs[last].copy_to_host(), cs[last].copy_to_host())
+    state_n = (hs[last], cs[last])
     if not keep_tape:
         return state_n, None
-    return state_n, dict(x=x_d, lengths=lengths_d, reverse=reverse, hs=hs, cs=cs, gates=gates,
+    return state_n, dict(x=x, lengths=lengths_d, reverse=reverse, hs=hs, cs=cs, gates=gates,
                          m=m_tape)
 
 
@@ -188,13 +209,13 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
     hidden, out_size, dtype = spec.hidden_size, spec.output_size, gates.dtype
     project = spec.proj_size > 0
     one = one_of(dtype)
-    whh = upload(weights["weight_hh"])
-    whr = upload(weights["weight_hr"]) if project else None
-    peep = upload(_peephole_rows(spec, weights, dtype))
+    whh = weights["weight_hh"]
+    whr = weights["weight_hr"] if project else None
+    peep = _peephole_rows(spec, weights, dtype)
     output = OutputGrad(dy, col0, out_size, lengths, error_clip, error_norms)
     d_pre = cuda.device_array(gates.shape, dtype)
-    dh = upload(dstate_n[0])
-    dc_next, dc_prev = upload(dstate_n[1]), cuda.device_array((batch, hidden), dtype)
+    dh = copy(dstate_n[0])
+    dc_next, dc_prev = copy(dstate_n[1]), cuda.device_array((batch, hidden), dtype)
     dh_tape = cuda.device_array((steps if project else 1, batch, out_size), dtype)
     dm = cuda.device_array((batch, hidden), dtype) if project else None
     dh_rec = cuda.device_array((batch, out_size), dtype)
@@ -210,14 +231,12 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
         copy_valid(dh, dh_rec, t, lengths)
         dc_next, dc_prev = dc_prev, dc_next
     output.finish()
-    accumulate_input_grads(d_pre, x, upload(weights["weight_ih"]), grads["weight_ih"], dx)
+    accumulate_input_grads(d_pre, x, weights["weight_ih"], grads["weight_ih"], dx)
     accumulate_outer(grads["weight_hh"], d_pre, entering(hs, reverse))
     if project:
         accumulate_outer(grads["weight_hr"], dh_tape, tape["m"])
     if spec.bias:
-        bias_grad = bias_gradient(d_pre)
-        grads["bias_ih"] += bias_grad
-        grads["bias_hh"] += bias_grad
+        add_bias_gradient(d_pre, grads["bias_ih"], grads["bias_hh"])
     if spec.peephole:
-        grads["weight_ch"] += _peephole_grads(spec, d_pre, cs, reverse)
-    return dh.copy_to_host(), dc_next.copy_to_host()
+        _add_peephole_grads(spec, d_pre, cs, reverse, grads["weight_ch"])
+    return dh, dc_next

@@ -3,16 +3,18 @@
 Per step: the recurrent product ``h_{t-1} @ W_hh^T`` (:func:`~._gemm.matmul`)
 and one pointwise kernel, one thread per element, running
 :func:`fastrnn.cells.rnn.rnn_forward_point`. The tape is the time-aligned
-buffer of hidden states, kept on the device.
+buffer of hidden states, kept on the device. Weights, gradients, ``x``,
+``y``, ``dy``, ``dx`` and the states are device arrays (see :mod:`._common`).
 """
 
 from numba import cuda
 
 from ...cells.rnn import RELU, TANH, rnn_backward_point, rnn_forward_point
 from ..cpu._common import final_slot
-from ._common import (OutputGrad, accumulate_input_grads, accumulate_outer, bias_gradient,
-                      copy_valid, entering, input_projection, output_columns,
-                      states, step_slots, upload)
+from ._arrays import add, copy, upload
+from ._common import (OutputGrad, accumulate_input_grads, accumulate_outer, add_bias_gradient,
+                      copy_valid, entering, input_projection, output_columns, states,
+                      step_slots, store_columns)
 from ._gemm import matmul
 from ._jit import kernel, one_of, point_device
 
@@ -62,10 +64,10 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     hidden = spec.hidden_size
     one = one_of(y.dtype)
     code = _NONLINEARITY_CODES[spec.nonlinearity]
-    x_d, lengths_d = upload(x), upload(lengths)
-    bias = weights["bias_ih"] + weights["bias_hh"] if spec.bias else None
-    xproj = input_projection(x_d, upload(weights["weight_ih"]), bias)
-    whh = upload(weights["weight_hh"])
+    lengths_d = upload(lengths)
+    bias = add(weights["bias_ih"], weights["bias_hh"]) if spec.bias else None
+    xproj = input_projection(x, weights["weight_ih"], bias)
+    whh = weights["weight_hh"]
     hs = states(state0[0], steps, keep_tape, reverse)
     y_d = output_columns(y, col0, hidden)
     rec = cuda.device_array((batch, hidden), y.dtype)
@@ -74,11 +76,11 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
         matmul(hs[before], whh, rec, trans_b=True)
         _forward_step.over(batch * hidden, xproj, rec, hs[before], hs[after], y_d, t, lengths_d,
                            code, one)
-    y[:, :, col0:col0 + hidden] = y_d.copy_to_host()
-    state_n = (hs[final_slot(steps, keep_tape, reverse)].copy_to_host(),)
+    store_columns(y, y_d, col0)
+    state_n = (hs[final_slot(steps, keep_tape, reverse)],)
     if not keep_tape:
         return state_n, None
-    return state_n, dict(x=x_d, lengths=lengths_d, reverse=reverse, hs=hs)
+    return state_n, dict(x=x, lengths=lengths_d, reverse=reverse, hs=hs)
 
 
 def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None,
@@ -89,10 +91,10 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
     hidden, dtype = spec.hidden_size, hs.dtype
     one = one_of(dtype)
     code = _NONLINEARITY_CODES[spec.nonlinearity]
-    whh = upload(weights["weight_hh"])
+    whh = weights["weight_hh"]
     output = OutputGrad(dy, col0, hidden, lengths, error_clip, error_norms)
     d_pre = cuda.device_array((steps, batch, hidden), dtype)
-    dh = upload(dstate_n[0])
+    dh = copy(dstate_n[0])
     dh_total = cuda.device_array((batch, hidden), dtype)
     dh_rec = cuda.device_array((batch, hidden), dtype)
     for s in range(steps):
@@ -102,12 +104,10 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
         matmul(d_pre[t], whh, dh_rec)
         copy_valid(dh, dh_rec, t, lengths)
     output.finish()
-    accumulate_input_grads(d_pre, x, upload(weights["weight_ih"]), grads["weight_ih"], dx)
+    accumulate_input_grads(d_pre, x, weights["weight_ih"], grads["weight_ih"], dx)
     accumulate_outer(grads["weight_hh"], d_pre, entering(hs, reverse))
     if spec.bias:
-        bias_grad = bias_gradient(d_pre)
-        grads["bias_ih"] += bias_grad
-        grads["bias_hh"] += bias_grad
-    return (dh.copy_to_host(),)
+        add_bias_gradient(d_pre, grads["bias_ih"], grads["bias_hh"])
+    return (dh,)
 
 

@@ -1,0 +1,395 @@
+"""Device-resident parameters, GPU arrays in and out, and training on the device.
+
+In numba's CUDA simulator (see ``test_cuda.py``), on tiny shapes: a CUDA layer
+and a CPU layer built from one seed are trained side by side (forward,
+backward, clipping, optimizer step, three times) and must hold the same
+parameters after every step.
+"""
+
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install "
+                                         "'fastrnn[cuda]')")
+
+import fastrnn as fr  # noqa: E402
+from fastrnn import device  # noqa: E402
+
+if not device.cuda_status()[0]:
+    pytest.skip(f"device='cuda' is not usable: {device.cuda_status()[1]}",
+                allow_module_level=True)
+
+from numba import cuda  # noqa: E402
+
+from fastrnn.kernels.cuda import _gemm, _jit  # noqa: E402
+from fastrnn.kernels.cuda import clip as device_clip  # noqa: E402
+from fastrnn.training import optimizers  # noqa: E402
+
+from ._compare import assert_close  # noqa: E402
+
+STEPS, BATCH, FEATURES, HIDDEN = 3, 2, 3, 4
+TOL64 = 1e-10
+
+
+@pytest.fixture(autouse=True, scope="module")
+def small_launches():
+    """As in ``test_cuda.py``: several blocks per launch, a short GIL switch interval."""
+    saved = _jit.BLOCK, _gemm.TILE, sys.getswitchinterval()
+    _jit.BLOCK, _gemm.TILE = 8, 4
+    if device.cuda_simulated():
+        sys.setswitchinterval(5e-5)
+    yield
+    _jit.BLOCK, _gemm.TILE = saved[:2]
+    sys.setswitchinterval(saved[2])
+
+
+def _pair(cls, *args, **options):
+    return (cls(*args, dtype=np.float64, seed=3, device="cpu", **options),
+            cls(*args, dtype=np.float64, seed=3, device="cuda", **options))
+
+
+def _data(seed=0, width=HIDDEN):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((STEPS, BATCH, FEATURES)), rng.standard_normal((STEPS, BATCH,
+                                                                               width))
+
+
+# ------------------------------------------------------------ device-resident parameters
+def test_cuda_layers_keep_parameters_and_gradients_on_the_device():
+    cpu, gpu = _pair(fr.GRU, FEATURES, HIDDEN)
+    assert isinstance(cpu.flat_params, np.ndarray) and isinstance(cpu.flat_grads, np.ndarray)
+    for value in (gpu.flat_params, gpu.flat_grads, gpu.params["weight_hh_l0"],
+                  gpu.grads["bias_ih_l0"]):
+        assert device.is_device_array(value) and not isinstance(value, np.ndarray)
+    assert np.array_equal(fr.to_numpy(gpu.flat_params), cpu.flat_params)
+    # the named parameters are views of the flat buffer, on the device too
+    gpu.params["bias_hh_l0"].copy_to_device(np.full(3 * HIDDEN, 2.0))
+    offset = gpu.flat_params.size - 3 * HIDDEN
+    assert (fr.to_numpy(gpu.flat_params)[offset:] == 2.0).all()
+    x, dy = _data()
+    _, _, tape = gpu.forward(x)
+    gpu.backward(tape, dy)
+    assert np.abs(fr.to_numpy(gpu.flat_grads)).sum() > 0
+    gpu.zero_grad()
+    assert not fr.to_numpy(gpu.flat_grads).any()
+
+
+def test_state_dict_round_trips_between_devices():
+    cpu, gpu = _pair(fr.LSTM, FEATURES, HIDDEN, proj_size=2)
+    state = gpu.state_dict()
+    assert all(isinstance(value, np.ndarray) for value in state.values())
+    state["weight_hh_l0"][...] = 0   # a copy: the layer keeps its values
+    assert fr.to_numpy(gpu.params["weight_hh_l0"]).any()
+    other = fr.LSTM(FEATURES, HIDDEN, proj_size=2, dtype=np.float64, seed=9, device="cuda")
+    other.load_state_dict(cpu.state_dict())                       # host -> device
+    assert np.array_equal(fr.to_numpy(other.flat_params), cpu.flat_params)
+    device_state = {name: cuda.to_device(value * 2) for name, value in cpu.state_dict().items()}
+    other.load_state_dict(device_state)                           # device -> device
+    assert np.array_equal(fr.to_numpy(other.flat_params), 2 * cpu.flat_params)
+    back = fr.LSTM(FEATURES, HIDDEN, proj_size=2, dtype=np.float64, seed=9, device="cpu")
+    back.load_state_dict(device_state)                            # device -> host layer
+    assert np.array_equal(back.flat_params, 2 * cpu.flat_params)
+    back.load_state_dict(other.state_dict())                      # device layer -> host layer
+    assert np.array_equal(back.flat_params, 2 * cpu.flat_params)
+    float32 = {name: cuda.to_device(value.astype(np.float32))
+               for name, value in cpu.state_dict().items()}
+    other.load_state_dict(float32)                                # converted, as from NumPy
+    assert np.array_equal(fr.to_numpy(other.flat_params),
+                          cpu.flat_params.astype(np.float32).astype(np.float64))
+
+
+def test_load_state_dict_checks_gpu_arrays():
+    _, gpu = _pair(fr.RNN, FEATURES, HIDDEN)
+    state = {name: cuda.to_device(value) for name, value in gpu.state_dict().items()}
+    state["weight_ih_l0"] = cuda.to_device(np.zeros((HIDDEN, FEATURES + 1)))
+    before = fr.to_numpy(gpu.flat_params).copy()
+    with pytest.raises(ValueError, match=r"state_dict\['weight_ih_l0'\] must have shape "
+                                         r"\(4, 3\), got \(4, 4\)"):
+        gpu.load_state_dict(state)
+    state["weight_ih_l0"] = cuda.to_device(np.zeros((HIDDEN, FEATURES), np.complex128))
+    with pytest.raises(TypeError, match=r"state_dict\['weight_ih_l0'\] must be a real numeric "
+                                        r"array, got dtype complex128"):
+        gpu.load_state_dict(state)
+    assert np.array_equal(fr.to_numpy(gpu.flat_params), before)   # nothing written
+
+
+def test_a_cuda_layer_cannot_join_a_sequential_yet():
+    with pytest.raises(NotImplementedError, match=r"a device='cuda' GRU cannot join a "
+                                                  r"Sequential yet"):
+        fr.Sequential([fr.GRU(3, 4, device="cuda"), fr.Linear(4, 2)])
+
+
+def test_save_and_load_a_cuda_model(tmp_path):
+    _, gpu = _pair(fr.GRU, FEATURES, HIDDEN)
+    path = tmp_path / "model.npz"
+    fr.save(path, gpu)
+    again = fr.load(path, device="cpu")
+    assert np.array_equal(again.flat_params, fr.to_numpy(gpu.flat_params))
+
+
+# ------------------------------------------------------------ GPU arrays in and out
+def _is_gpu(value):
+    return device.is_device_array(value) and not isinstance(value, np.ndarray)
+
+
+@pytest.mark.parametrize("cls, options", [(fr.GRU, dict(bidirectional=True)),
+                                          (fr.LSTM, dict(batch_first=True, num_layers=2,
+                                                         dropout=0.5))])
+def test_gpu_arrays_in_give_gpu_arrays_out(cls, options):
+    host, gpu = (cls(FEATURES, HIDDEN, dtype=np.float64, seed=4, device="cuda", **options)
+                 for _ in range(2))
+    rng = np.random.default_rng(1)
+    batch_first = options.get("batch_first", False)
+    x = rng.standard_normal((BATCH, STEPS, FEATURES) if batch_first else
+                            (STEPS, BATCH, FEATURES))
+    shapes = host._state_shapes(BATCH)
+    hx = [rng.standard_normal(shape) for shape in shapes]
+    hx = tuple(hx) if cls is fr.LSTM else hx[0]
+    results = []
+    for layer, move in ((host, lambda a: a), (gpu, cuda.to_device)):
+        y, h_n, tape = layer.forward(move(x), hx)   # hx from the host in both
+        dy = np.ones(tuple(y.shape))
+        dx, dhx = layer.backward(tape, move(dy))
+        results.append((y, h_n, dx, dhx, fr.to_numpy(layer.flat_grads)))
+    (y, h_n, dx, dhx, grads), (y_d, h_d, dx_d, dhx_d, grads_d) = results
+    for value in (y, dx) + (h_n if isinstance(h_n, tuple) else (h_n,)):
+        assert isinstance(value, np.ndarray)
+    for value in (y_d, dx_d) + (h_d if isinstance(h_d, tuple) else (h_d,)):
+        assert _is_gpu(value)
+    assert np.array_equal(fr.to_numpy(y_d), y)
+    assert np.array_equal(fr.to_numpy(dx_d), dx)
+    assert np.array_equal(grads_d, grads)
+    for a, b in zip(*(v if isinstance(v, tuple) else (v,) for v in (h_d, h_n))):
+        assert np.array_equal(fr.to_numpy(a), b)
+
+
+def test_unbatched_gpu_input_and_cells_and_linear_keep_gpu_arrays():
+    layer = fr.RNN(FEATURES, HIDDEN, dtype=np.float64, seed=1, device="cuda")
+    x = np.random.default_rng(2).standard_normal((STEPS, FEATURES))
+    y, h_n = layer(cuda.to_device(x))
+    assert _is_gpu(y) and tuple(y.shape) == (STEPS, HIDDEN) and tuple(h_n.shape) == (1, HIDDEN)
+    assert_close(fr.to_numpy(y), layer(x)[0], 0, "y")
+    cell = fr.LSTMCell(FEATURES, HIDDEN, dtype=np.float64, seed=1, device="cuda")
+    (h, c), tape = cell.forward(cuda.to_device(x[:BATCH]))
+    assert _is_gpu(h) and _is_gpu(c)
+    dx, _ = cell.backward(tape, (cuda.to_device(np.ones((BATCH, HIDDEN))), None))
+    assert _is_gpu(dx)
+    (h_host, _), tape = cell.forward(x[:BATCH])
+    assert isinstance(h_host, np.ndarray) and np.array_equal(h_host, fr.to_numpy(h))
+    linear = fr.Linear(FEATURES, 2, dtype=np.float64, seed=1, device="cuda")
+    y, tape = linear.forward(cuda.to_device(x))
+    assert _is_gpu(y) and _is_gpu(linear.backward(tape, cuda.to_device(np.ones((STEPS, 2)))))
+    assert np.array_equal(fr.to_numpy(y), linear(x))
+
+
+def test_to_numpy():
+    host = np.arange(3.0)
+    assert fr.to_numpy(host) is host
+    copied = fr.to_numpy(cuda.to_device(host))
+    assert isinstance(copied, np.ndarray) and np.array_equal(copied, host)
+    with pytest.raises(TypeError, match=r"array must be a numpy array or a GPU array \(with "
+                                        r"__cuda_array_interface__\), got list"):
+        fr.to_numpy([1.0, 2.0])
+
+
+def test_gpu_array_errors_name_the_argument():
+    cpu = fr.GRU(FEATURES, HIDDEN, dtype=np.float64, device="cpu")
+    x = cuda.to_device(np.zeros((STEPS, BATCH, FEATURES)))
+    with pytest.raises(TypeError, match=r"x must be a numpy array of float64, got a GPU array "
+                                        r"\((FakeCUDAArray|DeviceNDArray)\) of shape \(3, 2, 3\); "
+                                        r"this runs on the host \(device='cpu'\)"):
+        cpu(x)
+    with pytest.raises(TypeError, match=r"x must be a numpy array of token ids, got a GPU "
+                                        r"array"):
+        cpu(cuda.to_device(np.zeros((STEPS, BATCH), np.int64)))
+    with pytest.raises(TypeError, match=r"x must be a numpy array of float64, got a GPU array"):
+        fr.Linear(FEATURES, 2, dtype=np.float64, device="cpu")(x)
+    gpu = fr.GRU(FEATURES, HIDDEN, dtype=np.float64, device="cuda")
+    with pytest.raises(TypeError, match=r"x must have dtype float64 \(the layer's dtype\), got a "
+                                        r"GPU array of dtype float32"):
+        gpu(cuda.to_device(np.zeros((STEPS, BATCH, FEATURES), np.float32)))
+    with pytest.raises(ValueError, match=r"hx must be C-contiguous when it is a GPU array"):
+        gpu(x, cuda.to_device(np.zeros((1, BATCH, 2 * HIDDEN)))[:, :, ::2])
+    with pytest.raises(ValueError, match=r"hx must have shape \(1, 2, 4\), got \(1, 2, 5\)"):
+        gpu(x, cuda.to_device(np.zeros((1, BATCH, HIDDEN + 1))))
+
+
+def test_gpu_token_ids_are_range_checked():
+    gpu = fr.GRU(FEATURES, HIDDEN, dtype=np.float64, seed=1, device="cuda")
+    ids = np.array([[0, 2], [1, 1], [2, 0]])
+    y, _ = gpu(cuda.to_device(ids))
+    assert _is_gpu(y) and np.array_equal(fr.to_numpy(y), gpu(ids)[0])
+    with pytest.raises(ValueError, match=r"x holds token ids, which must lie in \[0, "
+                                         r"input_size=3\), got values from 1 to 3"):
+        gpu(cuda.to_device(ids + 1))
+
+
+# ------------------------------------------------------------ training on the device
+def _train(layer, make_optimizer, x, dy, clip_norm, clip_value, steps=3):
+    """Three rounds of forward, backward, clipping and an optimizer step; the parameters
+    and the total norms after each."""
+    optimizer = make_optimizer(layer)
+    history = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        _, _, tape = layer.forward(x)
+        layer.backward(tape, dy)
+        norm = fr.training.clip_grad_norm(layer, clip_norm)
+        if clip_value:
+            fr.training.clip_grad_value(layer, clip_value)
+        optimizer.step()
+        history.append((fr.to_numpy(layer.flat_params).copy(), norm))
+    return history, optimizer
+
+
+TRAINING = {
+    "lstm-sgd-nesterov": (fr.LSTM, dict(peephole=True), lambda m: fr.training.SGD(
+        m, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01), 0.5, None),
+    "gru-adam-amsgrad": (fr.GRU, dict(reset_after=False), lambda m: fr.training.Adam(
+        m, lr=0.05, weight_decay=0.1, amsgrad=True), 1.0, 0.05),
+    "rnn-adamw-maximize": (fr.RNN, {}, lambda m: fr.training.AdamW(
+        m, lr=0.05, maximize=True), 100.0, None),
+    "lstm-sgd-dampening": (fr.LSTM, dict(proj_size=2), lambda m: fr.training.SGD(
+        m, lr=0.1, momentum=0.5, dampening=0.3), 0.3, 0.02),
+}
+
+
+@pytest.mark.parametrize("case", TRAINING)
+def test_training_on_the_device_matches_the_cpu(case):
+    cls, options, make_optimizer, clip_norm, clip_value = TRAINING[case]
+    cpu, gpu = _pair(cls, FEATURES, HIDDEN, **options)
+    x, dy = _data(width=cpu.spec.output_size)
+    initial = cpu.flat_params.copy()
+    expected, _ = _train(cpu, make_optimizer, x, dy, clip_norm, clip_value)
+    actual, optimizer = _train(gpu, make_optimizer, cuda.to_device(x), cuda.to_device(dy),
+                               clip_norm, clip_value)
+    assert all(_is_gpu(array) for array in optimizer.state.values())
+    for step, ((params, norm), (params_d, norm_d)) in enumerate(zip(expected, actual)):
+        assert abs(norm_d - norm) <= TOL64 * norm, f"norm at step {step}"
+        assert_close(params_d, params, TOL64, f"parameters after step {step}")
+    assert not np.allclose(expected[-1][0], initial)   # training moved the parameters
+    if clip_norm < 10:
+        assert expected[0][1] > clip_norm, "the test must clip"
+
+
+def test_linear_trains_on_the_device_like_the_cpu():
+    cpu, gpu = _pair(fr.Linear, FEATURES, 2)
+    x, dy = np.ones((4, FEATURES)), np.linspace(-1, 1, 8).reshape(4, 2)
+    results = []
+    for layer in (cpu, gpu):
+        optimizer = fr.training.Adam(layer, lr=0.1)
+        for _ in range(3):
+            optimizer.zero_grad()
+            _, tape = layer.forward(x)
+            layer.backward(tape, dy)
+            optimizer.step()
+        results.append(fr.to_numpy(layer.flat_params))
+    assert_close(results[1], results[0], TOL64, "parameters")
+
+
+def test_optimizer_state_dict_round_trip_on_the_device():
+    _, gpu = _pair(fr.RNN, FEATURES, HIDDEN)
+    x, dy = _data()
+    gpu.zero_grad()
+    _, _, tape = gpu.forward(x)
+    gpu.backward(tape, dy)
+    first = fr.training.Adam(gpu, lr=0.01)
+    first.step()
+    state = first.state_dict()
+    assert isinstance(state["exp_avg"], np.ndarray) and state["exp_avg"].any()
+    saved = fr.to_numpy(gpu.flat_params)
+    first.step()
+    after_first = fr.to_numpy(gpu.flat_params)
+    gpu.flat_params.copy_to_device(saved)   # back to before that step; resume from the state
+    second = fr.training.Adam(gpu, lr=0.01)
+    second.load_state_dict(state)
+    assert _is_gpu(second.state["exp_avg"])
+    second.step()
+    assert np.array_equal(fr.to_numpy(gpu.flat_params), after_first)
+
+
+def test_optimizers_without_a_gpu_step_say_so():
+    _, gpu = _pair(fr.RNN, FEATURES, HIDDEN)
+    for cls in (fr.training.RMSprop, fr.training.Adagrad, fr.training.Adadelta):
+        with pytest.raises(NotImplementedError, match=rf"{cls.__name__} does not run on GPU "
+                                                      r"buffers yet .*device='cuda'.*SGD, Adam "
+                                                      r"and AdamW do"):
+            cls(gpu)
+
+
+def test_optimizers_and_clipping_refuse_mixed_buffers():
+    params, grads = cuda.to_device(np.zeros(4)), np.zeros(4)
+    with pytest.raises(TypeError, match=r"model\[0\] \(params\) and model\[1\] \(grads\) must "
+                                        r"both be numpy arrays or both GPU arrays, got "
+                                        r"model\[1\] \(grads\) on the host"):
+        fr.training.SGD((params, grads), lr=0.1)
+    with pytest.raises(ValueError, match=r"model\[0\] \(params\) must be 1-D, got shape "
+                                         r"\(2, 2\)"):
+        fr.training.SGD((cuda.to_device(np.zeros((2, 2))), cuda.to_device(np.zeros((2, 2)))),
+                        lr=0.1)
+    with pytest.raises(TypeError, match=r"grads must be all numpy arrays or all GPU arrays, "
+                                        r"got a mix"):
+        fr.training.clip_grad_norm([params, grads], 1.0)
+    with pytest.raises(ValueError, match=r"grads must be C-contiguous when they are GPU arrays"):
+        fr.training.clip_grad_value(cuda.to_device(np.zeros((2, 3))).T, 1.0)
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 3.0, np.inf])
+def test_device_clip_grad_norm_matches_numpy_and_is_deterministic(norm_type, monkeypatch):
+    rng = np.random.default_rng(5)
+    arrays = [rng.standard_normal(37), rng.standard_normal((3, 5))]
+    expected_arrays = [a.copy() for a in arrays]
+    expected = fr.training.clip_grad_norm(expected_arrays, 0.5, norm_type)
+    totals = []
+    for block in (8, 32):   # the block size does not change the summation order
+        monkeypatch.setattr(_jit, "BLOCK", block)
+        device_arrays = [cuda.to_device(a) for a in arrays]
+        totals.append(fr.training.clip_grad_norm(device_arrays, 0.5, norm_type))
+        for actual, wanted in zip(device_arrays, expected_arrays):
+            assert_close(fr.to_numpy(actual), wanted, TOL64, "clipped gradients")
+    assert totals[0] == totals[1]
+    assert abs(totals[0] - expected) <= 1e-12 * expected
+    with_nan = cuda.to_device(np.array([1.0, np.nan, 2.0]))
+    assert np.isnan(device_clip.reduce_norm(with_nan, norm_type))
+
+
+def test_device_clip_grad_value_keeps_nan():
+    values = np.array([-3.0, -0.1, 0.0, 0.2, 5.0, np.nan])
+    device_values = cuda.to_device(values)
+    fr.training.clip_grad_value(device_values, 0.5)
+    assert np.array_equal(fr.to_numpy(device_values), np.clip(values, -0.5, 0.5),
+                          equal_nan=True)
+
+
+def _device_mse(predictions, targets):
+    """A user's loss for GPU outputs: computed here on the host, dy handed back on the GPU."""
+    loss, dy = fr.losses.mse(fr.to_numpy(predictions), fr.to_numpy(targets))
+    return loss, cuda.to_device(dy)
+
+
+def test_truncated_bptt_trains_a_cuda_model_like_a_cpu_one():
+    cpu, gpu = _pair(fr.GRU, FEATURES, HIDDEN)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((5, BATCH, FEATURES))
+    targets = rng.standard_normal((5, BATCH, HIDDEN))
+    results = []
+    for model, move, loss_fn in ((cpu, lambda a: a, fr.losses.mse),
+                                 (gpu, cuda.to_device, _device_mse)):
+        sgd = fr.training.SGD(model, lr=0.1, momentum=0.9)
+        engine = fr.training.TruncatedBPTT(model, loss_fn, k1=2, k2=3)
+        state, loss = engine.run(move(x), move(targets), on_window=lambda i, loss: sgd.step())
+        results.append((fr.to_numpy(model.flat_params), loss, state))
+    (params, loss, state), (params_d, loss_d, state_d) = results
+    assert _is_gpu(state_d)
+    assert abs(loss_d - loss) <= TOL64 * loss
+    assert_close(params_d, params, TOL64, "parameters after TBPTT")
+    assert_close(fr.to_numpy(state_d), state, TOL64, "final state")
+    # NumPy input to a CUDA model: the outputs come back to the host for fr.losses
+    host_in = fr.GRU(FEATURES, HIDDEN, dtype=np.float64, seed=3, device="cuda")
+    sgd = fr.training.SGD(host_in, lr=0.1, momentum=0.9)
+    engine = fr.training.TruncatedBPTT(host_in, fr.losses.mse, k1=2, k2=3)
+    state_h, _ = engine.run(x, targets, on_window=lambda i, loss: sgd.step())
+    assert isinstance(state_h, np.ndarray)
+    assert_close(fr.to_numpy(host_in.flat_params), params, TOL64, "parameters, host input")
