@@ -25,7 +25,6 @@ from numba import cuda  # noqa: E402
 
 from fastrnn.kernels.cuda import _gemm, _jit  # noqa: E402
 from fastrnn.kernels.cuda import clip as device_clip  # noqa: E402
-from fastrnn.training import optimizers  # noqa: E402
 
 from ._compare import assert_close  # noqa: E402
 

@@ -15,6 +15,8 @@ on first use of ``device="cuda"``.
 from . import clip, dense, gru, lstm, optim, rnn
 from ._arrays import ARRAYS
 
+__all__ = ["ARRAYS", "DENSE", "NAME", "SCANS", "clip", "optim"]
+
 NAME = "cuda"
 
 SCANS = {
