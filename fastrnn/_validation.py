@@ -31,6 +31,35 @@ def is_device_array(value):
         getattr(value, "__cuda_ndarray__", False))
 
 
+def check_finite(name, value):
+    """Raise ``FloatingPointError`` when ``value`` holds a NaN or an infinity.
+
+    ``value`` is an array (GPU arrays are copied to the host for the check),
+    a tuple of them (an LSTM state pair), or None (nothing to check); the
+    message names the argument, the first offending element and its value.
+    Integer arrays (token ids) are always finite.
+    """
+    if value is None:
+        return
+    if isinstance(value, (tuple, list)):
+        for index, part in enumerate(value):
+            check_finite(f"{name}[{index}]", part)
+        return
+    if is_device_array(value):
+        from .device import to_numpy
+        value = to_numpy(value)
+    array = np.asarray(value)
+    if array.dtype.kind not in "fc":
+        return
+    finite = np.isfinite(array)
+    if not finite.all():
+        where = tuple(int(i) for i in np.argwhere(~finite)[0])
+        count = int(finite.size - np.count_nonzero(finite))
+        raise FloatingPointError(
+            f"{name} must be finite (check_finite=True), got {array[where]} at index {where} "
+            f"({count} non-finite value{'s' if count > 1 else ''} in all)")
+
+
 def check_int(name, value, minimum):
     """Return ``value`` as an int, requiring an integer ``>= minimum``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):

@@ -146,3 +146,63 @@ def test_non_finite_input_propagates_within_its_own_sequence(name, bad):
         assert np.all(np.isnan(forward_dir[1:, 0]))       # from it on: NaN
     assert np.all(np.isfinite(y[:, 1:])), "another sequence was contaminated"
     assert np.all(np.isfinite(dx[:, 1:])), "another sequence's gradient was contaminated"
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_check_finite_raises_naming_the_argument_and_the_element(bad):
+    layer, x, lengths, dy = _build("lstm-serial", np.float64)
+    x_bad = x.copy()
+    x_bad[2, 1, 3] = bad
+    with pytest.raises(FloatingPointError, match=r"x must be finite \(check_finite=True\), "
+                                                 r"got (nan|inf) at index \(2, 1, 3\)"):
+        layer(x_bad, check_finite=True)
+    with pytest.raises(FloatingPointError, match=r"x must be finite"):
+        layer.forward(x_bad, check_finite=True)
+    h0 = np.zeros((2, x.shape[1], layer.hidden_size))
+    c0 = h0.copy()
+    c0[1, 0, 0] = bad
+    with pytest.raises(FloatingPointError, match=r"hx\[1\] must be finite .* index \(1, 0, 0\)"):
+        layer(x, (h0, c0), check_finite=True)
+    _, _, tape = layer.forward(x, lengths=lengths, check_finite=True)   # finite: no error
+    dy_bad = dy.copy()
+    dy_bad[0, 0, 0] = bad
+    dy_bad[1, 0, 0] = bad
+    with pytest.raises(FloatingPointError, match=r"dy must be finite .* \(2 non-finite values"):
+        layer.backward(tape, dy_bad, check_finite=True)
+    with pytest.raises(TypeError, match="check_finite must be True or False, got str .yes."):
+        layer(x, check_finite="yes")
+
+
+def test_check_finite_on_linear_and_sequential():
+    linear = fr.Linear(3, 2, dtype=np.float64, seed=0)
+    x = np.ones((4, 3))
+    x[3, 2] = np.nan
+    with pytest.raises(FloatingPointError, match=r"x must be finite .* index \(3, 2\)"):
+        linear(x, check_finite=True)
+    assert np.isnan(linear(x)[3]).all() and np.isfinite(linear(x)[:3]).all()
+    _, tape = linear.forward(np.ones((4, 3)), check_finite=True)
+    with pytest.raises(FloatingPointError, match="dy must be finite"):
+        linear.backward(tape, np.full((4, 2), np.inf), check_finite=True)
+    model = fr.Sequential([fr.GRU(3, 4, dtype=np.float64, seed=0),
+                           fr.Linear(4, 2, dtype=np.float64, seed=1)])
+    with pytest.raises(FloatingPointError, match=r"x must be finite"):
+        model(x.reshape(2, 2, 3), check_finite=True)
+    with pytest.raises(FloatingPointError, match=r"x must be finite"):
+        model.forward(x.reshape(2, 2, 3), check_finite=True)
+    y, _, tape = model.forward(np.ones((2, 2, 3)), check_finite=True)
+    with pytest.raises(FloatingPointError, match=r"dy must be finite"):
+        model.backward(tape, np.full(y.shape, np.nan), check_finite=True)
+    # token ids are integers: always finite
+    tokens = fr.Sequential([fr.LSTM(5, 4, dtype=np.float64, seed=0)])
+    tokens(np.zeros((3, 2), np.int64), check_finite=True)
+
+
+def test_check_finite_reads_gpu_arrays_on_the_host():
+    from fastrnn import device
+    from fastrnn._validation import check_finite
+    if not device.cuda_status()[0]:
+        pytest.skip(f"device='cuda' is not usable: {device.cuda_status()[1]}")
+    from numba import cuda
+    with pytest.raises(FloatingPointError, match=r"x must be finite .* index \(1,\)"):
+        check_finite("x", cuda.to_device(np.array([1.0, np.nan, np.inf])))
+    check_finite("x", cuda.to_device(np.array([1.0, 2.0])))

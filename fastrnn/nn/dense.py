@@ -8,8 +8,9 @@ to :attr:`grads`), parameters as views into one flat buffer.
 import numpy as np
 
 from .. import config
-from .._validation import (as_float_array, check_dropout, check_int, describe, is_device_array,
-                           resolve_dtype)
+from .._validation import check_finite as check_finite_values
+from .._validation import (as_float_array, check_bool, check_dropout, check_int, describe,
+                           is_device_array, resolve_dtype)
 from ..device import get_backend, resolve_device
 from ._arrays import HOST
 from ._params import HasParameters, ParameterStore
@@ -74,12 +75,15 @@ class Linear(HasParameters):
             self._store = self._store.to_device()
             self._arrays = backend.ARRAYS
 
-    def __call__(self, x):
+    def __call__(self, x, *, check_finite=False):
         """Inference: ``y`` of shape (..., out_features)."""
-        return self.forward(x)[0]
+        return self.forward(x, check_finite=check_finite)[0]
 
-    def forward(self, x):
+    def forward(self, x, *, check_finite=False):
         """``y = x W^T + b`` for ``x`` of shape (..., in_features).
+
+        ``check_finite=True`` raises ``FloatingPointError`` if ``x`` holds a
+        NaN or an infinity (otherwise they propagate as in IEEE arithmetic).
 
         Returns
         -------
@@ -87,6 +91,8 @@ class Linear(HasParameters):
         tape : dict
             What :meth:`backward` needs (the input rows).
         """
+        if check_bool("check_finite", check_finite):
+            check_finite_values("x", x)
         on_device = is_device_array(x)
         x = self._arrays.float_input("x", x, self.dtype)
         _check_features("x", x, self.in_features)
@@ -99,8 +105,14 @@ class Linear(HasParameters):
             y = self._arrays.to_host(y)
         return y, dict(x=rows, shape=shape, on_device=on_device)
 
-    def backward(self, tape, dy):
-        """Add the parameter gradients of ``sum(y * dy)`` to :attr:`grads`; return ``dx``."""
+    def backward(self, tape, dy, *, check_finite=False):
+        """Add the parameter gradients of ``sum(y * dy)`` to :attr:`grads`; return ``dx``.
+
+        ``check_finite=True`` raises ``FloatingPointError`` if ``dy`` holds a
+        NaN or an infinity.
+        """
+        if check_bool("check_finite", check_finite):
+            check_finite_values("dy", dy)
         shape = tape["shape"]
         dy = self._arrays.float_input("dy", dy, self.dtype)
         if tuple(dy.shape) != shape[:-1] + (self.out_features,):

@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import config
 from .._spec import CellSpec
+from .._validation import check_finite as _check_finite
 from .._validation import (check_bool, check_dropout, check_int, check_lengths, check_positive,
                            check_shape, describe, is_device_array, resolve_dtype)
 from ..device import get_backend, resolve_device
@@ -155,12 +156,15 @@ class RecurrentLayer(HasParameters):
         return weights, grads
 
     # ------------------------------------------------------------------- running
-    def __call__(self, x, hx=None, lengths=None):
-        """Inference: run the layer and keep no tape. Returns ``(y, h_n)``."""
-        y, h_n, _ = self._run(x, hx, lengths, keep_tape=False)
+    def __call__(self, x, hx=None, lengths=None, *, check_finite=False):
+        """Inference: run the layer and keep no tape. Returns ``(y, h_n)``.
+
+        Arguments as :meth:`forward`.
+        """
+        y, h_n, _ = self._run(x, hx, lengths, keep_tape=False, check_finite=check_finite)
         return y, h_n
 
-    def forward(self, x, hx=None, lengths=None):
+    def forward(self, x, hx=None, lengths=None, *, check_finite=False):
         """Run the layer and keep what :meth:`backward` needs.
 
         Parameters
@@ -180,6 +184,11 @@ class RecurrentLayer(HasParameters):
         lengths : sequence of int of length B, or None
             Valid steps of each sequence; outputs past them are zero and the
             final state is the state at the last valid step.
+        check_finite : bool
+            Raise ``FloatingPointError`` if ``x`` or ``hx`` holds a NaN or an
+            infinity (naming the argument and the first such element). Off by
+            default: non-finite values then propagate as in IEEE arithmetic,
+            within their own sequence.
 
         Returns
         -------
@@ -188,14 +197,17 @@ class RecurrentLayer(HasParameters):
             Final states, shaped as ``hx``.
         tape : Tape
         """
-        return self._run(x, hx, lengths, keep_tape=True)
+        return self._run(x, hx, lengths, keep_tape=True, check_finite=check_finite)
 
     def _ensure_backend(self):
         if self._backend is None:
             self._backend = get_backend(self.device)
         return self._backend
 
-    def _run(self, x, hx, lengths, keep_tape):
+    def _run(self, x, hx, lengths, keep_tape, check_finite=False):
+        if check_bool("check_finite", check_finite):
+            _check_finite("x", x)
+            _check_finite("hx", hx)
         on_device = is_device_array(x)
         x, unbatched = self._check_input(x)
         arrays = self._arrays
@@ -238,7 +250,8 @@ class RecurrentLayer(HasParameters):
             return tuple(self._arrays.to_host(part) for part in value)
         return self._arrays.to_host(value)
 
-    def backward(self, tape, dy, dh_n=None, *, error_clip=None, error_norms=None):
+    def backward(self, tape, dy, dh_n=None, *, error_clip=None, error_norms=None,
+                 check_finite=False):
         """Backpropagate through a :meth:`forward`; accumulate parameter gradients.
 
         Parameters
@@ -264,6 +277,9 @@ class RecurrentLayer(HasParameters):
             step of every sequence, per layer and direction (torch's order);
             padding steps hold 0. The exploding/vanishing-gradient picture;
             costs one pass over the state per step, nothing when None.
+        check_finite : bool
+            Raise ``FloatingPointError`` if ``dy`` or ``dh_n`` holds a NaN or
+            an infinity (naming the argument and the first such element).
 
         Returns
         -------
@@ -277,6 +293,9 @@ class RecurrentLayer(HasParameters):
         if not isinstance(tape, Tape) or tape.owner is not self:
             raise TypeError("tape must be the Tape returned by this layer's forward(), "
                             f"got {describe(tape)}")
+        if check_bool("check_finite", check_finite):
+            _check_finite("dy", dy)
+            _check_finite("dh_n", dh_n)
         steps, batch, unbatched = tape.steps, tape.batch, tape.unbatched
         out = self.spec.output_size
         d_out = self._check_output_grad(dy, steps, batch, unbatched)

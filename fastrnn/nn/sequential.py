@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from .._validation import describe
+from .._validation import check_bool, describe
+from .._validation import check_finite as check_finite_values
 from ._params import HasParameters, ParameterStore
 from .dense import Dropout, Embedding, Linear
 from .recurrent import RecurrentLayer
@@ -85,8 +86,9 @@ class Sequential(HasParameters):
                              f"({count}), got {describe(states)}")
         return list(states)
 
-    def __call__(self, x, hx=None, lengths=None):
-        """Inference: returns ``(y, states)``."""
+    def __call__(self, x, hx=None, lengths=None, *, check_finite=False):
+        """Inference: returns ``(y, states)``; arguments as :meth:`forward`."""
+        self._check_finite_inputs(check_finite, x=x, hx=hx)
         states = iter(self._check_states("hx", hx))
         finals = []
         for layer in self.layers:
@@ -97,9 +99,12 @@ class Sequential(HasParameters):
                 x = layer(x)
         return x, finals
 
-    def forward(self, x, hx=None, lengths=None):
+    def forward(self, x, hx=None, lengths=None, *, check_finite=False):
         """Training forward. Returns ``(y, states, tape)``; ``states`` has one entry
-        per recurrent layer (``h_n``, or ``(h_n, c_n)`` for an LSTM)."""
+        per recurrent layer (``h_n``, or ``(h_n, c_n)`` for an LSTM).
+        ``check_finite=True`` raises ``FloatingPointError`` if ``x`` or ``hx``
+        holds a NaN or an infinity."""
+        self._check_finite_inputs(check_finite, x=x, hx=hx)
         states = iter(self._check_states("hx", hx))
         finals, tapes = [], []
         for layer in self.layers:
@@ -111,7 +116,14 @@ class Sequential(HasParameters):
             tapes.append(tape)
         return x, finals, tapes
 
-    def backward(self, tape, dy, dstates=None, *, error_clip=None, error_norms=None):
+    @staticmethod
+    def _check_finite_inputs(check_finite, **arrays):
+        if check_bool("check_finite", check_finite):
+            for name, value in arrays.items():
+                check_finite_values(name, value)
+
+    def backward(self, tape, dy, dstates=None, *, error_clip=None, error_norms=None,
+                 check_finite=False):
         """Add every layer's parameter gradients; return ``(dx, dhx)``.
 
         ``dy`` None means a zero output gradient (only the states' gradients
@@ -122,7 +134,10 @@ class Sequential(HasParameters):
         ``error_clip`` and ``error_norms`` (a list with one array or None per
         recurrent layer) go to each recurrent layer's
         :meth:`~fastrnn.nn.recurrent.RecurrentLayer.backward`.
+        ``check_finite=True`` raises ``FloatingPointError`` if ``dy`` or
+        ``dstates`` holds a NaN or an infinity.
         """
+        self._check_finite_inputs(check_finite, dy=dy, dstates=dstates)
         dstates = self._check_states("dstates", dstates)
         norms = self._check_states("error_norms", error_norms)
         dhx = []
