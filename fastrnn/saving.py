@@ -193,6 +193,20 @@ def save(path, model):
 def load(path, *, device="auto"):
     """The model saved by :func:`save` at ``path``, on ``device``.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`save`.
+    device : {"auto", "cpu", "cuda"}, default "auto"
+        Where the rebuilt model's parameters live.
+
+    Returns
+    -------
+    model
+        A layer, cell or :class:`~fastrnn.Sequential` of the saved class, built
+        with the saved constructor arguments and holding the saved parameters
+        bit for bit (same dtype).
+
     Raises
     ------
     FileNotFoundError

@@ -117,7 +117,14 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False):
 
 
 def clip_grad_value(grads, clip_value):
-    """Clamp every gradient entry to ``[-clip_value, clip_value]`` in place."""
+    """Clamp every gradient entry to ``[-clip_value, clip_value]`` in place.
+
+    Parameters
+    ----------
+    grads : ndarray, dict or sequence of ndarray, or a model
+        As for :func:`clip_grad_norm` (float32 or float64 arrays, host or GPU).
+    clip_value : float > 0
+    """
     clip_value = check_positive("clip_value", clip_value)
     arrays, on_device = _arrays(grads)
     for array in arrays:
