@@ -171,12 +171,20 @@ def _rows(array):
     return np.ascontiguousarray(array).reshape(-1, array.shape[-1])
 
 
-def accumulate_outer(grad, d_pre, inputs):
-    """``grad += sum_t d_pre[t]^T inputs[t]`` as one GEMM over all steps (BLAS's threads)."""
-    _outer_add(grad, _rows(d_pre), _rows(inputs))
+def accumulate_outer(grad, d_pre, inputs, split=False):
+    """``grad += sum_t d_pre[t]^T inputs[t]`` as one GEMM over all steps: one BLAS
+    call on BLAS's threads or, with ``split``, :data:`~._gemm.SPLIT`
+    single-threaded ones on numba's threads (:mod:`._threads`)."""
+    (split_outer_add if split else _outer_add)(grad, _rows(d_pre), _rows(inputs))
 
 
-def accumulate_input_grads(d_pre, x, weight_ih, grad_weight_ih, dx):
+def accumulate_product(out, a, b, split=False):
+    """``out += a @ b`` over rows (``out`` C-contiguous, ``a`` of shape (..., K),
+    ``b`` (K, N)); ``split`` as in :func:`accumulate_outer`."""
+    (split_dot_add if split else _dot_add)(_rows(out), _rows(a), b)
+
+
+def accumulate_input_grads(d_pre, x, weight_ih, grad_weight_ih, dx, split=False):
     """Add the input-side gradients of one scan.
 
     ``grad_weight_ih += sum_t d_pre[t]^T x[t]`` and ``dx += d_pre @ W_ih``, each
@@ -190,6 +198,8 @@ def accumulate_input_grads(d_pre, x, weight_ih, grad_weight_ih, dx):
     x : ndarray, shape (T, B, I), or token ids (T, B, 1)
     weight_ih, grad_weight_ih : ndarray, shape (G, I)
     dx : ndarray, shape (T, B, I), C-contiguous, updated in place (ignored for tokens)
+    split : bool
+        Run the GEMMs split on numba's threads (:func:`accumulate_outer`).
 
     Returns
     -------
@@ -198,8 +208,8 @@ def accumulate_input_grads(d_pre, x, weight_ih, grad_weight_ih, dx):
     """
     if is_tokens(x):
         return accumulate_token_grads(grad_weight_ih, d_pre, x)
-    accumulate_outer(grad_weight_ih, d_pre, x)
-    _dot_add(_rows(dx), _rows(d_pre), weight_ih)
+    accumulate_outer(grad_weight_ih, d_pre, x, split)
+    accumulate_product(dx, d_pre, weight_ih, split)
     return None
 
 
@@ -216,28 +226,6 @@ def run_scan(blocks, scan_blocks, scan_rows, batch, *args):
 def split_kernel(blocks):
     """The input-projection kernel of a scan split into ``blocks`` (None: one BLAS call)."""
     return split_project if blocks > 1 else None
-
-
-def add_outer(grad, d_pre, inputs, split):
-    """``grad += sum_t d_pre[t]^T inputs[t]``: one BLAS call, or with ``split``
-    :data:`~._gemm.SPLIT` single-threaded ones on numba's threads (:mod:`._threads`)."""
-    if not split:
-        accumulate_outer(grad, d_pre, inputs)
-        return
-    split_outer_add(grad, _rows(d_pre), _rows(inputs))
-
-
-def input_grads(weight_ih, grad_weight_ih, d_pre, x, dx, split):
-    """:func:`accumulate_input_grads`, with ``split`` as parallel single-threaded
-    BLAS calls on numba's threads (:mod:`._threads`)."""
-    if not split:
-        return accumulate_input_grads(d_pre, x, weight_ih, grad_weight_ih, dx)
-    if is_tokens(x):
-        return accumulate_token_grads(grad_weight_ih, d_pre, x)
-    add_outer(grad_weight_ih, d_pre, x, True)
-    dx_rows = _rows(dx)
-    split_dot_add(dx_rows, _rows(d_pre), weight_ih)
-    return None
 
 
 def accumulate_token_grads(grad_weight_ih, d_pre, tokens):

@@ -29,6 +29,7 @@ import threading
 import numba
 
 from ... import config
+from ._gemm import SPLIT
 
 _lock = threading.Lock()
 _users = 0
@@ -92,16 +93,14 @@ def batch_blocks(work_per_step, batch):
     :data:`~._gemm.SPLIT`, not the thread count, so results are the same on
     any machine.
     """
-    from ._gemm import SPLIT
-    if (config.PARALLEL and work_per_step >= config.PARALLEL_MIN_WORK
-            and batch >= SPLIT * config.SPLIT_MIN_ROWS and parallel_layer_available()):
+    if use_parallel_scan(work_per_step, batch) and batch >= SPLIT * config.SPLIT_MIN_ROWS:
         return SPLIT
     return 1
 
 
-def blas_threads_for(blocks):
-    """The BLAS setting of a scan over ``blocks`` blocks: one thread when split."""
-    return single_blas_thread() if blocks > 1 else contextlib.nullcontext()
+def blas_threads_for(split):
+    """The BLAS setting of work split on numba's threads (one BLAS thread), or not."""
+    return single_blas_thread() if split else contextlib.nullcontext()
 
 
 def unit_chunk(hidden, threads=None):

@@ -11,9 +11,9 @@ read-out after a threaded LSTM, a char-LM training step (LSTM 256, batch
 
 import numpy as np
 
-from ._common import _dot_add, _project, accumulate_outer
-from ._gemm import split_dot_add, split_outer_add, split_project
-from ._threads import follow_scan_pool, single_blas_thread
+from ._common import _project, accumulate_outer, accumulate_product
+from ._gemm import split_project
+from ._threads import blas_threads_for, follow_scan_pool
 
 
 def _threaded(rows, weight):
@@ -24,11 +24,9 @@ def forward(weight, bias, x_rows):
     """``x_rows @ weight.T + bias`` for (N, in) rows; returns a new (N, out) array."""
     out = np.empty((x_rows.shape[0], weight.shape[0]), x_rows.dtype)
     bias = np.empty(0, x_rows.dtype) if bias is None else bias
-    if _threaded(x_rows.shape[0], weight):
-        with single_blas_thread():
-            split_project(x_rows, weight, bias, out)
-    else:
-        _project(x_rows, weight, bias, out)
+    split = _threaded(x_rows.shape[0], weight)
+    with blas_threads_for(split):
+        (split_project if split else _project)(x_rows, weight, bias, out)
     return out
 
 
@@ -37,12 +35,8 @@ def backward(weight, grad_weight, grad_bias, x_rows, dy_rows):
     if grad_bias is not None:
         grad_bias += dy_rows.sum(axis=0)
     dx = np.zeros((dy_rows.shape[0], weight.shape[1]), dy_rows.dtype)
-    if not _threaded(x_rows.shape[0], weight):
-        accumulate_outer(grad_weight, dy_rows, x_rows)
-        _dot_add(dx, np.ascontiguousarray(dy_rows), weight)
-        return dx
-    dy_rows = np.ascontiguousarray(dy_rows)
-    with single_blas_thread():
-        split_outer_add(grad_weight, dy_rows, np.ascontiguousarray(x_rows))
-        split_dot_add(dx, dy_rows, weight)
+    split = _threaded(x_rows.shape[0], weight)
+    with blas_threads_for(split):
+        accumulate_outer(grad_weight, dy_rows, x_rows, split)
+        accumulate_product(dx, dy_rows, weight, split)
     return dx

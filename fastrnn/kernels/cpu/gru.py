@@ -11,8 +11,9 @@ from numba import prange
 
 from ...cells.gru import (gru_backward_point, gru_gates_point, gru_output_point,
                           gru_reset_before_point)
-from ._common import (add_outer, column_sums, entering_states, error_guard, final_slot,
-                      guarded_output_grad, input_grads, input_projection, recurrent_product,
+from ._common import (accumulate_input_grads, accumulate_outer, column_sums, entering_states,
+                      error_guard, final_slot, guarded_output_grad, input_projection,
+                      recurrent_product,
                       run_scan, scratch, split_kernel, state_buffer, step_slots, tape_length,
                       transposed)
 from ._gemm import batch_block
@@ -202,7 +203,7 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     q_tape = np.empty((slots, batch, hidden), dtype)
     args = (w_rec, whn, b_hn, lengths, reverse, keep_tape, spec.reset_after, y, col0, hs, gates,
             q_tape)
-    with blas_threads_for(blocks):
+    with blas_threads_for(blocks > 1):
         run_scan(blocks, _forward_blocks, _forward_rows, batch,
                  input_projection(x, weights["weight_ih"], bias, split_kernel(blocks)), *args)
     state_n = (hs[final_slot(steps, keep_tape, reverse)].copy(),)
@@ -229,14 +230,14 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
             *error_guard(error_clip, error_norms))
     grad_hh = grads["weight_hh"]
     h_before = entering_states(hs, reverse)
-    with blas_threads_for(blocks):
+    with blas_threads_for(blocks > 1):
         run_scan(blocks, _backward_blocks, _backward_rows, batch, *args)
-        input_grads(weights["weight_ih"], grads["weight_ih"], d_ih, x, dx, split)
+        accumulate_input_grads(d_ih, x, weights["weight_ih"], grads["weight_ih"], dx, split)
         if spec.reset_after:
-            add_outer(grad_hh, d_hh, h_before, split)
+            accumulate_outer(grad_hh, d_hh, h_before, split)
         else:
-            add_outer(grad_hh[:2 * hidden], d_ih[:, :, :2 * hidden], h_before, split)
-            add_outer(grad_hh[2 * hidden:], d_ih[:, :, 2 * hidden:], tape["q"], split)
+            accumulate_outer(grad_hh[:2 * hidden], d_ih[:, :, :2 * hidden], h_before, split)
+            accumulate_outer(grad_hh[2 * hidden:], d_ih[:, :, 2 * hidden:], tape["q"], split)
     if spec.bias:
         grads["bias_ih"] += column_sums(d_ih)
         grads["bias_hh"] += column_sums(d_hh if spec.reset_after else d_ih)

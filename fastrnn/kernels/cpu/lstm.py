@@ -14,8 +14,9 @@ from numba import prange
 
 from ... import config
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
-from ._common import (add_into, add_outer, bias_gradient, entering_states, error_guard,
-                      final_slot, guard_step_error, input_grads, input_projection, is_tokens,
+from ._common import (accumulate_input_grads, accumulate_outer, add_into, bias_gradient,
+                      entering_states, error_guard, final_slot, guard_step_error,
+                      input_projection, is_tokens,
                       recurrent_preactivation, recurrent_product, row_index, run_scan, scratch,
                       split_kernel, state_buffer, step_slots, tape_length, token_table,
                       transposed)
@@ -246,7 +247,7 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
         m_tape = np.empty((slots if project else 1, batch, hidden), dtype)
         args = (weights["weight_hh"], whr, peep, lengths, reverse, keep_tape, spec.coupled, y,
                 col0, hs, cs, gates, m_tape)
-        with blas_threads_for(blocks):
+        with blas_threads_for(blocks > 1):
             run_scan(blocks, _forward_blocks, _forward_rows, batch,
                      input_projection(x, weights["weight_ih"], bias, split_kernel(blocks)), *args)
     last = final_slot(steps, keep_tape, reverse)
@@ -325,7 +326,7 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
     guard = error_guard(error_clip, error_norms)
     mode = _scan_mode(spec, batch, dtype)
     split = mode != "serial"
-    with blas_threads_for(SPLIT if split else 1):
+    with blas_threads_for(split):
         if mode == "units":
             lstm_threaded.backward_scan(dy, col0, dstate_n[0], dstate_n[1], weights["weight_hh"],
                                         tape["lengths"], reverse, spec.coupled, peep, cs, gates,
@@ -339,9 +340,10 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
             run_scan(SPLIT if mode == "blocks" else 1, _backward_blocks, _backward_rows, batch,
                      *args)
             if project:
-                add_outer(grads["weight_hr"], dh_tape, tape["m"], split)
-        token_sums = input_grads(weights["weight_ih"], grads["weight_ih"], d_pre, x, dx, split)
-        add_outer(grads["weight_hh"], d_pre, entering_states(tape["hs"], reverse), split)
+                accumulate_outer(grads["weight_hr"], dh_tape, tape["m"], split)
+        token_sums = accumulate_input_grads(d_pre, x, weights["weight_ih"], grads["weight_ih"],
+                                            dx, split)
+        accumulate_outer(grads["weight_hh"], d_pre, entering_states(tape["hs"], reverse), split)
     if spec.bias:
         bias_grad = bias_gradient(d_pre, token_sums)
         grads["bias_ih"] += bias_grad

@@ -8,8 +8,9 @@ import numpy as np
 from numba import prange
 
 from ...cells.rnn import RELU, TANH, rnn_backward_point, rnn_forward_point
-from ._common import (add_outer, bias_gradient, entering_states, error_guard, final_slot,
-                      guarded_output_grad, input_grads, input_projection, recurrent_product,
+from ._common import (accumulate_input_grads, accumulate_outer, bias_gradient, entering_states,
+                      error_guard, final_slot, guarded_output_grad, input_projection,
+                      recurrent_product,
                       run_scan, scratch, split_kernel, state_buffer, step_slots, transposed)
 from ._gemm import batch_block
 from ._jit import par_jit, point_jit, scan_jit
@@ -106,7 +107,7 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     hs = state_buffer(state0[0], steps, keep_tape, reverse)
     args = (weights["weight_hh"], lengths, reverse, keep_tape,
             _NONLINEARITY_CODES[spec.nonlinearity], y, col0, hs)
-    with blas_threads_for(blocks):
+    with blas_threads_for(blocks > 1):
         run_scan(blocks, _forward_blocks, _forward_rows, batch,
                  input_projection(x, weights["weight_ih"], bias, split_kernel(blocks)), *args)
     state_n = (hs[final_slot(steps, keep_tape, reverse)].copy(),)
@@ -126,11 +127,11 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
     args = (dy, col0, dstate_n[0], transposed(weights["weight_hh"]), tape["lengths"], reverse,
             _NONLINEARITY_CODES[spec.nonlinearity], hs, d_pre, dh0,
             *error_guard(error_clip, error_norms))
-    with blas_threads_for(blocks):
+    with blas_threads_for(blocks > 1):
         run_scan(blocks, _backward_blocks, _backward_rows, batch, *args)
-        token_sums = input_grads(weights["weight_ih"], grads["weight_ih"], d_pre, x, dx,
-                                 blocks > 1)
-        add_outer(grads["weight_hh"], d_pre, entering_states(hs, reverse), blocks > 1)
+        token_sums = accumulate_input_grads(d_pre, x, weights["weight_ih"], grads["weight_ih"],
+                                            dx, blocks > 1)
+        accumulate_outer(grads["weight_hh"], d_pre, entering_states(hs, reverse), blocks > 1)
     if spec.bias:
         bias_grad = bias_gradient(d_pre, token_sums)
         grads["bias_ih"] += bias_grad
