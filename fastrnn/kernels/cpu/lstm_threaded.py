@@ -2,12 +2,14 @@
 
 Each thread owns a block of hidden units ``j0:j1`` for the whole scan. Per step
 it computes the recurrent pre-activations of its units for every gate
-(:func:`~._gemm.dot_rows` over the rows ``gate * H + j0 : gate * H + j1`` of
-``W_hh``), adds the input projection and runs the pointwise math, writing its
+(:func:`~._simd.panel_product` over a panel of its own: the rows
+``gate * H + j0 : gate * H + j1`` of ``W_hh`` transposed once per scan), adds the input projection and runs the pointwise math, writing its
 columns of the states, the gates and the output: no transpose, no second pass,
 and its rows of ``W_hh`` stay in its core's cache. The backward step has two
 parallel phases: the pointwise backward of each block, then each block's
-columns of ``dh_{t-1} = d_pre W_hh``.
+columns of ``dh_{t-1} = d_pre W_hh`` (its columns of ``W_hh`` copied into a
+contiguous panel once per scan: 1.5 against 2.0 ms for the d2l backward scan
+read in place).
 
 Same arithmetic per element as :mod:`.lstm` (the same pointwise functions);
 only the order of the sums inside the recurrent product differs. Projection
@@ -19,7 +21,7 @@ from numba import prange
 
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
 from ._common import guarded_output_grad, step_slots
-from ._gemm import dot_rows
+from ._simd import panel_product
 from ._jit import inline_jit, par_jit, point_jit, row_jit
 
 _forward_point = point_jit(lstm_forward_point)
@@ -118,6 +120,21 @@ def _backward_units(dh, dy, dc_next, g_i, g_f, g_g, g_o, c_before, c_after, w_i,
         dc_prev[j] = dc_p
 
 
+@row_jit
+def _pack_panel(whh, j0, chunk, n_gates, panel):
+    """``panel[k, gate * chunk + u] = whh[gate * H + j0 + u, k]``: the block's rows of
+    ``W_hh`` (G, H) transposed into the (H, gates * chunk) panel its products read
+    (units past the last one stay zero)."""
+    hidden = whh.shape[1]
+    units = min(hidden, j0 + chunk) - j0
+    for gate in range(n_gates):
+        for u0 in range(0, units, 32):  # 32 x 32 tiles: both sides stay in cache
+            for k0 in range(0, hidden, 32):
+                for k in range(k0, min(k0 + 32, hidden)):
+                    for u in range(u0, min(u0 + 32, units)):
+                        panel[k, gate * chunk + u] = whh[gate * hidden + j0 + u, k]
+
+
 @par_jit
 def forward_scan(xtable, xindex, whh, peep, lengths, reverse, keep, coupled, y, col0, hs, cs,
                  gates, chunk):
@@ -137,6 +154,9 @@ def forward_scan(xtable, xindex, whh, peep, lengths, reverse, keep, coupled, y, 
     n_chunks = (hidden + chunk - 1) // chunk
     one = np.ones(1, xtable.dtype)[0]
     recurrent = np.empty((n_chunks, batch, n_gates * chunk), xtable.dtype)
+    panels = np.zeros((n_chunks, hidden, n_gates * chunk), xtable.dtype)
+    for block in prange(n_chunks):
+        _pack_panel(whh, block * chunk, chunk, n_gates, panels[block])
     for s in range(steps):
         t, before, after = step_slots(s, steps, reverse, keep)
         k = t if keep else 0
@@ -146,8 +166,7 @@ def forward_scan(xtable, xindex, whh, peep, lengths, reverse, keep, coupled, y, 
             j1 = min(hidden, j0 + chunk)
             n = j1 - j0
             rec = recurrent[block]
-            for gate in range(n_gates):
-                dot_rows(h_prev, whh, gate * hidden + j0, n, rec, gate * chunk)
+            panel_product(h_prev, panels[block], 0, n_gates * chunk, rec, 0)
             # (offset in rec, offset in xproj/gates) of gates i, f, g, o
             offsets = (0, first * chunk, (first + 1) * chunk, (first + 2) * chunk, j0,
                        first * hidden + j0, (first + 1) * hidden + j0, (first + 2) * hidden + j0)
@@ -167,15 +186,12 @@ def backward_scan(dy, col0, dh_n, dc_n, whh, lengths, reverse, coupled, peep, cs
     hidden = dc_n.shape[1]
     first = 0 if coupled else 1
     n_chunks = (hidden + chunk - 1) // chunk
-    whh_t = np.empty((n_chunks, chunk, width), d_pre.dtype)
+    panels = np.empty((n_chunks, width, chunk), d_pre.dtype)
     for block in prange(n_chunks):
         j0 = block * chunk
         units = min(hidden, j0 + chunk) - j0
-        for g0 in range(0, width, 32):  # 32 x 32 tiles: both sides stay in cache
-            for u0 in range(0, units, 32):
-                for j in range(u0, min(u0 + 32, units)):
-                    for g in range(g0, min(g0 + 32, width)):
-                        whh_t[block, j, g] = whh[g, j0 + j]
+        for g in range(width):
+            panels[block, g, :units] = whh[g, j0:j0 + units]
     one = np.ones(1, d_pre.dtype)[0]
     dh = dh_n.copy()
     dh_rec = np.empty_like(dh)
@@ -197,7 +213,7 @@ def backward_scan(dy, col0, dh_n, dc_n, whh, lengths, reverse, coupled, peep, cs
         for block in prange(n_chunks):
             j0 = block * chunk
             j1 = min(hidden, j0 + chunk)
-            dot_rows(d_pre[t], whh_t[block], 0, j1 - j0, dh_rec, j0)
+            panel_product(d_pre[t], panels[block], 0, j1 - j0, dh_rec, j0)
             if t >= shortest:  # finished sequences keep the gradient they carry
                 for b in range(batch):
                     if t < lengths[b]:
