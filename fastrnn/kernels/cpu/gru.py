@@ -27,22 +27,21 @@ _reset_before_point = point_jit(gru_reset_before_point)
 
 
 @scan_jit
-def _forward_rows(xproj, w_rec, whn, b_hn, lengths, reverse, keep, reset_after, y, col0, hs,
+def _forward_rows(xproj, w_rec_t, whn_t, b_hn, lengths, reverse, keep, reset_after, y, col0, hs,
                   gates, q_tape, b0, b1):
-    """Forward scan of the sequences ``b0:b1`` (each one independent of the others)."""
+    """Forward scan of the sequences ``b0:b1`` (each one independent of the others);
+    ``w_rec_t`` and ``whn_t`` are the transposed weights of :func:`_recurrent_weights`."""
     steps = xproj.shape[0]
     hidden = hs.shape[2]
     rows = b1 - b0
     one = np.ones(1, xproj.dtype)[0]
-    rec = np.empty((rows, w_rec.shape[0]), xproj.dtype)
-    rec_t = np.empty((w_rec.shape[0], rows), xproj.dtype)
-    q_rec_t = np.empty((hidden, rows), xproj.dtype)
+    rec = np.empty((rows, w_rec_t.shape[1]), xproj.dtype)
     rh = np.zeros((rows, hidden), xproj.dtype)
     q_rec = np.empty((rows, hidden), xproj.dtype)
     for s in range(steps):
         t, before, after = step_slots(s, steps, reverse, keep)
         k = t if keep else 0
-        recurrent_product(hs[before, b0:b1], w_rec, rec_t, rec)
+        recurrent_product(hs[before, b0:b1], w_rec_t, rec)
         for i in range(rows):
             b = b0 + i
             if t >= lengths[b]:
@@ -54,7 +53,7 @@ def _forward_rows(xproj, w_rec, whn, b_hn, lengths, reverse, keep, reset_after, 
                 g_row[hidden + j] = z
                 rh_row[j] = r * h_row[j]
         if not reset_after:
-            recurrent_product(rh, whn, q_rec_t, q_rec)
+            recurrent_product(rh, whn_t, q_rec)
         for i in range(rows):
             b = b0 + i
             h_row, out_row = hs[before, b], hs[after, b]
@@ -78,16 +77,16 @@ def _forward_rows(xproj, w_rec, whn, b_hn, lengths, reverse, keep, reset_after, 
 
 
 @par_jit
-def _forward_blocks(xproj, w_rec, whn, b_hn, lengths, reverse, keep, reset_after, y, col0, hs,
-                    gates, q_tape, blocks):
+def _forward_blocks(xproj, w_rec_t, whn_t, b_hn, lengths, reverse, keep, reset_after, y, col0,
+                    hs, gates, q_tape, blocks):
     batch = xproj.shape[1]
     for part in prange(blocks):
-        _forward_rows(xproj, w_rec, whn, b_hn, lengths, reverse, keep, reset_after, y, col0, hs,
+        _forward_rows(xproj, w_rec_t, whn_t, b_hn, lengths, reverse, keep, reset_after, y, col0, hs,
                       gates, q_tape, *batch_block(part, blocks, batch))
 
 
 @scan_jit
-def _backward_rows(dy, col0, dh_n, w_rec_t, whn_t, lengths, reverse, reset_after, hs, gates,
+def _backward_rows(dy, col0, dh_n, w_rec, whn, lengths, reverse, reset_after, hs, gates,
                    q_tape, d_ih, d_hh, dh0, clip, norms, b0, b1):
     """Backward scan of the sequences ``b0:b1``."""
     steps, batch, _ = d_ih.shape
@@ -101,7 +100,6 @@ def _backward_rows(dy, col0, dh_n, w_rec_t, whn_t, lengths, reverse, reset_after
     da_n = np.zeros((rows, hidden), d_ih.dtype)
     d_rh = np.empty((rows, hidden), d_ih.dtype)
     d_rz = np.zeros((rows, 2 * hidden), d_ih.dtype)
-    product_t = np.empty((hidden, rows), d_ih.dtype)
     zeros = np.zeros((batch, dy.shape[2]), d_ih.dtype)
     for s in range(steps):
         t, before, _ = step_slots(steps - 1 - s, steps, reverse, True)
@@ -132,9 +130,9 @@ def _backward_rows(dy, col0, dh_n, w_rec_t, whn_t, lengths, reverse, reset_after
                 dan[j] = da_n_j
                 direct_row[j] = direct
         if reset_after:
-            recurrent_product(d_hh[t, b0:b1], w_rec_t, product_t, dh_rec)
+            recurrent_product(d_hh[t, b0:b1], w_rec, dh_rec)
         else:
-            recurrent_product(da_n, whn_t, product_t, d_rh)
+            recurrent_product(da_n, whn, d_rh)
             for i in range(rows):
                 b = b0 + i
                 if t >= lengths[b]:
@@ -147,7 +145,7 @@ def _backward_rows(dy, col0, dh_n, w_rec_t, whn_t, lengths, reverse, reset_after
                     drz[j] = da_r
                     drz[hidden + j] = di[hidden + j]
                     reset_row[j] = dh_part
-            recurrent_product(d_rz, w_rec_t, product_t, dh_rec)
+            recurrent_product(d_rz, w_rec, dh_rec)
         for i in range(rows):
             if t < lengths[b0 + i]:
                 for j in range(hidden):
@@ -156,11 +154,11 @@ def _backward_rows(dy, col0, dh_n, w_rec_t, whn_t, lengths, reverse, reset_after
 
 
 @par_jit
-def _backward_blocks(dy, col0, dh_n, w_rec_t, whn_t, lengths, reverse, reset_after, hs, gates,
+def _backward_blocks(dy, col0, dh_n, w_rec, whn, lengths, reverse, reset_after, hs, gates,
                      q_tape, d_ih, d_hh, dh0, clip, norms, blocks):
     batch = d_ih.shape[1]
     for part in prange(blocks):
-        _backward_rows(dy, col0, dh_n, w_rec_t, whn_t, lengths, reverse, reset_after, hs, gates,
+        _backward_rows(dy, col0, dh_n, w_rec, whn, lengths, reverse, reset_after, hs, gates,
                        q_tape, d_ih, d_hh, dh0, clip, norms, *batch_block(part, blocks, batch))
 
 
@@ -201,8 +199,8 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     hs = state_buffer(state0[0], steps, keep_tape, reverse)
     gates = np.empty((slots, batch, 3 * hidden), dtype)
     q_tape = np.empty((slots, batch, hidden), dtype)
-    args = (w_rec, whn, b_hn, lengths, reverse, keep_tape, spec.reset_after, y, col0, hs, gates,
-            q_tape)
+    args = (transposed(w_rec), transposed(whn), b_hn, lengths, reverse, keep_tape,
+            spec.reset_after, y, col0, hs, gates, q_tape)
     with blas_threads_for(blocks > 1):
         run_scan(blocks, _forward_blocks, _forward_rows, batch,
                  input_projection(x, weights["weight_ih"], bias, split_kernel(blocks)), *args)
@@ -225,7 +223,7 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
             else np.empty((0, batch, 3 * hidden), dtype))
     dh0 = np.empty((batch, hidden), dtype)
     w_rec, whn = _recurrent_weights(spec, weights)
-    args = (dy, col0, dstate_n[0], transposed(w_rec), transposed(whn), tape["lengths"], reverse,
+    args = (dy, col0, dstate_n[0], w_rec, whn, tape["lengths"], reverse,
             spec.reset_after, hs, gates, tape["q"], d_ih, d_hh, dh0,
             *error_guard(error_clip, error_norms))
     grad_hh = grads["weight_hh"]

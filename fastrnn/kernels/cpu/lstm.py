@@ -71,26 +71,25 @@ def _backward_row(dm, dc_next, gates, c_before, c_after, p_i, p_f, p_o, coupled,
 
 
 @scan_jit
-def _forward_rows(xproj, whh, whr, peep, lengths, reverse, keep, coupled, y, col0, hs, cs,
+def _forward_rows(xproj, whh_t, whr_t, peep, lengths, reverse, keep, coupled, y, col0, hs, cs,
                   gates, m_tape, b0, b1):
-    """Forward scan of the sequences ``b0:b1`` (each one independent of the others)."""
+    """Forward scan of the sequences ``b0:b1`` (each one independent of the others);
+    ``whh_t`` and ``whr_t`` are ``W_hh.T`` and ``W_hr.T``, C-contiguous."""
     steps = xproj.shape[0]
     hidden = cs.shape[2]
     out = hs.shape[2]
     rows = b1 - b0
-    project = whr.shape[0] > 0
+    project = whr_t.shape[0] > 0
     one = np.ones(1, xproj.dtype)[0]
     p_i, p_f, p_o = peep[0], peep[1], peep[2]
     rec = np.empty((rows, xproj.shape[2]), xproj.dtype)
-    rec_t = np.empty((xproj.shape[2], rows), xproj.dtype)
-    h_t = np.empty((out, rows), xproj.dtype)
     m = np.zeros((rows, hidden), xproj.dtype)
     for s in range(steps):
         t, before, after = step_slots(s, steps, reverse, keep)
         k = t if keep else 0
         h_prev, c_prev = hs[before, b0:b1], cs[before, b0:b1]
         h_next, c_next = hs[after, b0:b1], cs[after, b0:b1]
-        recurrent_preactivation(h_prev, whh, xproj[t, b0:b1], rec_t, rec)
+        recurrent_preactivation(h_prev, whh_t, xproj[t, b0:b1], rec)
         for i in range(rows):
             if t >= lengths[b0 + i]:
                 c_next[i] = c_prev[i]
@@ -98,7 +97,7 @@ def _forward_rows(xproj, whh, whr, peep, lengths, reverse, keep, coupled, y, col
             _forward_row(rec[i], gates[k, b0 + i], c_prev[i], c_next[i],
                          m[i] if project else h_next[i], p_i, p_f, p_o, coupled, one)
         if project:
-            recurrent_product(m, whr, h_t, h_next)
+            recurrent_product(m, whr_t, h_next)
         for i in range(rows):
             b = b0 + i
             valid = t < lengths[b]
@@ -114,23 +113,23 @@ def _forward_rows(xproj, whh, whr, peep, lengths, reverse, keep, coupled, y, col
 
 
 @par_jit
-def _forward_blocks(xproj, whh, whr, peep, lengths, reverse, keep, coupled, y, col0, hs, cs,
+def _forward_blocks(xproj, whh_t, whr_t, peep, lengths, reverse, keep, coupled, y, col0, hs, cs,
                     gates, m_tape, blocks):
     batch = xproj.shape[1]
     for part in prange(blocks):
-        _forward_rows(xproj, whh, whr, peep, lengths, reverse, keep, coupled, y, col0, hs, cs,
+        _forward_rows(xproj, whh_t, whr_t, peep, lengths, reverse, keep, coupled, y, col0, hs, cs,
                       gates, m_tape, *batch_block(part, blocks, batch))
 
 
 @scan_jit
-def _backward_rows(dy, col0, dh_n, dc_n, whh_t, whr_t, lengths, reverse, coupled, peep, cs, gates,
+def _backward_rows(dy, col0, dh_n, dc_n, whh, whr, lengths, reverse, coupled, peep, cs, gates,
                    d_pre, dh_tape, dh0, dc0, clip, norms, b0, b1):
     """Backward scan of the sequences ``b0:b1``."""
     steps = d_pre.shape[0]
     hidden = dc_n.shape[1]
     out = dh_n.shape[1]
     rows = b1 - b0
-    project = whr_t.shape[0] > 0
+    project = whr.shape[0] > 0
     one = np.ones(1, d_pre.dtype)[0]
     p_i, p_f, p_o = peep[0], peep[1], peep[2]
     dh = dh_n[b0:b1].copy()
@@ -139,8 +138,6 @@ def _backward_rows(dy, col0, dh_n, dc_n, whh_t, whr_t, lengths, reverse, coupled
     dh_total = np.zeros((rows, out), d_pre.dtype)
     dm = np.empty((rows, hidden), d_pre.dtype) if project else dh_total
     dh_rec = np.empty((rows, out), d_pre.dtype)
-    dh_rec_t = np.empty((out, rows), d_pre.dtype)
-    dm_t = np.empty((hidden, rows), d_pre.dtype)
     shortest = lengths[b0:b1].min()
     for s in range(steps):
         t, before, after = step_slots(steps - 1 - s, steps, reverse, True)
@@ -153,7 +150,7 @@ def _backward_rows(dy, col0, dh_n, dc_n, whh_t, whr_t, lengths, reverse, coupled
             guard_step_error(dh_total, t, lengths, clip, norms, b0)
         if project:
             dh_tape[t, b0:b1] = dh_total
-            recurrent_product(dh_total, whr_t, dm_t, dm)
+            recurrent_product(dh_total, whr, dm)
         for i in range(rows):
             b = b0 + i
             if t >= lengths[b]:
@@ -162,7 +159,7 @@ def _backward_rows(dy, col0, dh_n, dc_n, whh_t, whr_t, lengths, reverse, coupled
                 continue
             _backward_row(dm[i], dc_next[i], gates[t, b], cs[before, b], cs[after, b], p_i, p_f,
                           p_o, coupled, one, d_pre[t, b], dc_prev[i])
-        recurrent_product(d_pre[t, b0:b1], whh_t, dh_rec_t, dh_rec)
+        recurrent_product(d_pre[t, b0:b1], whh, dh_rec)
         if t < shortest:
             dh, dh_rec = dh_rec, dh
         else:
@@ -175,11 +172,11 @@ def _backward_rows(dy, col0, dh_n, dc_n, whh_t, whr_t, lengths, reverse, coupled
 
 
 @par_jit
-def _backward_blocks(dy, col0, dh_n, dc_n, whh_t, whr_t, lengths, reverse, coupled, peep, cs,
+def _backward_blocks(dy, col0, dh_n, dc_n, whh, whr, lengths, reverse, coupled, peep, cs,
                      gates, d_pre, dh_tape, dh0, dc0, clip, norms, blocks):
     batch = d_pre.shape[1]
     for part in prange(blocks):
-        _backward_rows(dy, col0, dh_n, dc_n, whh_t, whr_t, lengths, reverse, coupled, peep, cs,
+        _backward_rows(dy, col0, dh_n, dc_n, whh, whr, lengths, reverse, coupled, peep, cs,
                        gates, d_pre, dh_tape, dh0, dc0, clip, norms,
                        *batch_block(part, blocks, batch))
 
@@ -243,9 +240,9 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
         m_tape = None
     else:
         blocks = SPLIT if mode == "blocks" else 1
-        whr = weights["weight_hr"] if project else np.empty((0, 0), dtype)
+        whr_t = transposed(weights["weight_hr"]) if project else np.empty((0, 0), dtype)
         m_tape = np.empty((slots if project else 1, batch, hidden), dtype)
-        args = (weights["weight_hh"], whr, peep, lengths, reverse, keep_tape, spec.coupled, y,
+        args = (transposed(weights["weight_hh"]), whr_t, peep, lengths, reverse, keep_tape, spec.coupled, y,
                 col0, hs, cs, gates, m_tape)
         with blas_threads_for(blocks > 1):
             run_scan(blocks, _forward_blocks, _forward_rows, batch,
@@ -333,8 +330,8 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
                                         d_pre, dh0, dc0, unit_chunk(hidden), *guard)
         else:
             dh_tape = scratch("dh_tape", (steps if project else 1, batch, out), dtype)
-            whr_t = transposed(weights["weight_hr"]) if project else np.empty((0, 0), dtype)
-            args = (dy, col0, dstate_n[0], dstate_n[1], transposed(weights["weight_hh"]), whr_t,
+            whr = weights["weight_hr"] if project else np.empty((0, 0), dtype)
+            args = (dy, col0, dstate_n[0], dstate_n[1], weights["weight_hh"], whr,
                     tape["lengths"], reverse, spec.coupled, peep, cs, gates, d_pre, dh_tape, dh0,
                     dc0, *guard)
             run_scan(SPLIT if mode == "blocks" else 1, _backward_blocks, _backward_rows, batch,

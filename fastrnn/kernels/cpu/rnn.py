@@ -22,17 +22,17 @@ _NONLINEARITY_CODES = {"tanh": TANH, "relu": RELU}
 
 
 @scan_jit
-def _forward_rows(xproj, whh, lengths, reverse, keep, nonlinearity, y, col0, hs, b0, b1):
-    """Forward scan of the sequences ``b0:b1`` (each one independent of the others)."""
+def _forward_rows(xproj, whh_t, lengths, reverse, keep, nonlinearity, y, col0, hs, b0, b1):
+    """Forward scan of the sequences ``b0:b1`` (each one independent of the others);
+    ``whh_t`` is ``W_hh.T``, C-contiguous."""
     steps, _, hidden = xproj.shape
     rows = b1 - b0
     one = np.ones(1, xproj.dtype)[0]
     rec = np.empty((rows, hidden), xproj.dtype)
-    rec_t = np.empty((hidden, rows), xproj.dtype)
     for s in range(steps):
         t, before, after = step_slots(s, steps, reverse, keep)
         h_prev, h_next = hs[before, b0:b1], hs[after, b0:b1]
-        recurrent_product(h_prev, whh, rec_t, rec)
+        recurrent_product(h_prev, whh_t, rec)
         for i in range(rows):
             if t >= lengths[b0 + i]:
                 h_next[i] = h_prev[i]
@@ -44,15 +44,15 @@ def _forward_rows(xproj, whh, lengths, reverse, keep, nonlinearity, y, col0, hs,
 
 
 @par_jit
-def _forward_blocks(xproj, whh, lengths, reverse, keep, nonlinearity, y, col0, hs, blocks):
+def _forward_blocks(xproj, whh_t, lengths, reverse, keep, nonlinearity, y, col0, hs, blocks):
     batch = xproj.shape[1]
     for part in prange(blocks):
-        _forward_rows(xproj, whh, lengths, reverse, keep, nonlinearity, y, col0, hs,
+        _forward_rows(xproj, whh_t, lengths, reverse, keep, nonlinearity, y, col0, hs,
                       *batch_block(part, blocks, batch))
 
 
 @scan_jit
-def _backward_rows(dy, col0, dh_n, whh_t, lengths, reverse, nonlinearity, hs, d_pre, dh0, clip,
+def _backward_rows(dy, col0, dh_n, whh, lengths, reverse, nonlinearity, hs, d_pre, dh0, clip,
                    norms, b0, b1):
     """Backward scan of the sequences ``b0:b1``."""
     steps, batch, hidden = d_pre.shape
@@ -60,7 +60,6 @@ def _backward_rows(dy, col0, dh_n, whh_t, lengths, reverse, nonlinearity, hs, d_
     one = np.ones(1, d_pre.dtype)[0]
     dh = dh_n[b0:b1].copy()
     dh_rec = np.empty((rows, hidden), d_pre.dtype)
-    dh_rec_t = np.empty((hidden, rows), d_pre.dtype)
     zeros = np.zeros((batch, dy.shape[2]), d_pre.dtype)
     for s in range(steps):
         t, _, after = step_slots(steps - 1 - s, steps, reverse, True)
@@ -73,7 +72,7 @@ def _backward_rows(dy, col0, dh_n, whh_t, lengths, reverse, nonlinearity, hs, d_
             d_row, h_row, dh_row, dy_row = d_pre[t, b], hs[after, b], dh[i], dy_t[b, col0:]
             for j in range(hidden):
                 d_row[j] = _backward_point(dh_row[j] + dy_row[j], h_row[j], nonlinearity, one)
-        recurrent_product(d_pre[t, b0:b1], whh_t, dh_rec_t, dh_rec)
+        recurrent_product(d_pre[t, b0:b1], whh, dh_rec)
         for i in range(rows):
             if t < lengths[b0 + i]:
                 dh[i] = dh_rec[i]
@@ -81,11 +80,11 @@ def _backward_rows(dy, col0, dh_n, whh_t, lengths, reverse, nonlinearity, hs, d_
 
 
 @par_jit
-def _backward_blocks(dy, col0, dh_n, whh_t, lengths, reverse, nonlinearity, hs, d_pre, dh0, clip,
+def _backward_blocks(dy, col0, dh_n, whh, lengths, reverse, nonlinearity, hs, d_pre, dh0, clip,
                      norms, blocks):
     batch = d_pre.shape[1]
     for part in prange(blocks):
-        _backward_rows(dy, col0, dh_n, whh_t, lengths, reverse, nonlinearity, hs, d_pre, dh0,
+        _backward_rows(dy, col0, dh_n, whh, lengths, reverse, nonlinearity, hs, d_pre, dh0,
                        clip, norms, *batch_block(part, blocks, batch))
 
 
@@ -105,7 +104,7 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     blocks = _blocks(spec, batch)
     bias = weights["bias_ih"] + weights["bias_hh"] if spec.bias else None
     hs = state_buffer(state0[0], steps, keep_tape, reverse)
-    args = (weights["weight_hh"], lengths, reverse, keep_tape,
+    args = (transposed(weights["weight_hh"]), lengths, reverse, keep_tape,
             _NONLINEARITY_CODES[spec.nonlinearity], y, col0, hs)
     with blas_threads_for(blocks > 1):
         run_scan(blocks, _forward_blocks, _forward_rows, batch,
@@ -124,7 +123,7 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
     blocks = _blocks(spec, batch)
     d_pre = scratch("d_pre", (steps, batch, spec.hidden_size), hs.dtype)
     dh0 = np.empty((batch, spec.hidden_size), hs.dtype)
-    args = (dy, col0, dstate_n[0], transposed(weights["weight_hh"]), tape["lengths"], reverse,
+    args = (dy, col0, dstate_n[0], weights["weight_hh"], tape["lengths"], reverse,
             _NONLINEARITY_CODES[spec.nonlinearity], hs, d_pre, dh0,
             *error_guard(error_clip, error_norms))
     with blas_threads_for(blocks > 1):
