@@ -69,13 +69,6 @@ row_jit = numba.njit(cache=config.CACHE, nogil=True, **_OPTIONS)
 #: Scans whose steps split their work across numba's threads (``prange``).
 par_jit = numba.njit(parallel=True, cache=config.CACHE, nogil=True, **_OPTIONS)
 
-#: Dot-product kernels: reassociation lets LLVM vectorise a sum over k, so the
-#: result is a fixed tree of partial sums instead of a left-to-right sum
-#: (equally accurate; the same for every thread count). NaN and inf keep IEEE
-#: semantics.
-gemm_jit = numba.njit(cache=config.CACHE, nogil=True, error_model="numpy",
-                      fastmath=True if config.FASTMATH else {"contract", "reassoc"})
-
 
 def point_jit(function):
     """Compile a pointwise cell function from :mod:`fastrnn.cells` for the CPU scans."""

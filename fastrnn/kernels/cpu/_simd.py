@@ -12,11 +12,11 @@ the same way whatever the tile it falls in or the thread that runs it.
 
 Why an intrinsic: LLVM does not vectorise that loop order from scalar numba
 code (the accumulators would live in memory), and the order it does
-vectorise (:func:`~._gemm.dot_rows`) ends every output element with a
-horizontal sum across lanes. Measured on one core here (Zen 5, AVX-512),
-32 x 256 by 256 x 512: 35.5 us (236 GFLOP/s) against 46.5 us for
-:func:`~._gemm.dot_rows` and about 200 GFLOP/s for single-threaded OpenBLAS
-at these shapes.
+vectorise (a sum over k per output element, the scans' earlier kernel) ends
+every output element with a horizontal sum across lanes. Measured on one
+core here (Zen 5, AVX-512), 32 x 256 by 256 x 512: 35.5 us (236 GFLOP/s)
+against 46.5 us for that kernel and 150-200 GFLOP/s for single-threaded
+OpenBLAS at these shapes.
 
 The vector width is the machine's: 64 bytes with AVX-512, else 32 (LLVM
 splits or merges the vectors for any other target, so the code is correct

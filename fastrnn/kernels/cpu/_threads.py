@@ -2,7 +2,7 @@
 
 A scan whose step is large enough runs on numba's threads: each thread owns a
 block of hidden units, computes their recurrent product with its own kernel
-(:func:`~._gemm.dot_rows`, the weights of its units staying in its core's cache)
+(:func:`~._simd.panel_product`, the weights of its units staying in its core's cache)
 and their pointwise math, and the large GEMMs before and after the loop are
 split into row blocks, one single-threaded BLAS call per numba thread.
 
