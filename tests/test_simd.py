@@ -1,0 +1,88 @@
+"""The register-tiled panel product of the CPU scans (``kernels/cpu/_simd.py``)."""
+
+import numpy as np
+import pytest
+
+from fastrnn.kernels.cpu._simd import VECTOR_BYTES, panel_product
+
+DTYPES = [np.float32, np.float64]
+
+
+def _lanes(dtype):
+    return VECTOR_BYTES // np.dtype(dtype).itemsize
+
+
+def _operands(rng, rows, depth, cols, dtype, w0=0, extra=0):
+    a = rng.standard_normal((rows, depth)).astype(dtype)
+    w = rng.standard_normal((depth, w0 + cols + extra)).astype(dtype)
+    return a, w
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 7, 8, 9, 15, 16, 33])
+def test_matches_the_float64_product_for_every_tile_and_remainder(rows, dtype):
+    rng = np.random.default_rng(rows)
+    lanes = _lanes(dtype)
+    # column counts around every tile boundary: double vectors, one vector, single columns
+    for cols in sorted({1, lanes - 1, lanes, lanes + 1, 2 * lanes, 2 * lanes + 3,
+                        3 * lanes + 1, 5 * lanes + lanes // 2}):
+        for depth in (1, 5, 64):
+            a, w = _operands(rng, rows, depth, cols, dtype, w0=3, extra=2)
+            out = np.full((rows, cols + 7), 99.0, dtype)
+            panel_product(a, w, 3, cols, out, 4)
+            expected = a.astype(np.float64) @ w[:, 3:3 + cols].astype(np.float64)
+            tol = 1e-5 if dtype == np.float32 else 1e-13
+            np.testing.assert_allclose(out[:, 4:4 + cols], expected, rtol=tol,
+                                       atol=tol * np.sqrt(depth))
+            # nothing outside the target columns is written
+            assert (out[:, :4] == 99.0).all() and (out[:, 4 + cols:] == 99.0).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_each_element_is_computed_the_same_way_in_any_tile(dtype):
+    """An element's value depends only on its row of ``a`` and column of ``w``: the same
+    bits whether it falls in an 8-row tile, a remainder tile or the single-column tail."""
+    rng = np.random.default_rng(7)
+    lanes = _lanes(dtype)
+    rows, depth, cols = 19, 100, 2 * lanes + lanes + 5
+    a, w = _operands(rng, rows, depth, cols, dtype)
+    whole = np.empty((rows, cols), dtype)
+    panel_product(a, w, 0, cols, whole, 0)
+    for r in (0, 7, 8, 16, 18):
+        for c in (0, lanes - 1, 2 * lanes, 3 * lanes, cols - 1):
+            single = np.empty((1, 1), dtype)
+            panel_product(np.ascontiguousarray(a[r:r + 1]), w, c, 1, single, 0)
+            assert single[0, 0] == whole[r, c]
+
+
+def test_zero_depth_gives_zeros():
+    a = np.empty((5, 0), np.float32)
+    w = np.empty((0, 40), np.float32)
+    out = np.full((5, 40), 3.0, np.float32)
+    panel_product(a, w, 0, 40, out, 0)
+    assert (out == 0).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_non_finite_values_stay_in_their_row_and_column(dtype):
+    rng = np.random.default_rng(3)
+    rows, depth, cols = 10, 12, 3 * _lanes(dtype) + 2
+    a, w = _operands(rng, rows, depth, cols, dtype)
+    a[4, 2] = np.nan
+    w[5, 7] = np.inf
+    out = np.empty((rows, cols), dtype)
+    panel_product(a, w, 0, cols, out, 0)
+    bad = ~np.isfinite(out)
+    assert bad[4].all()                    # a NaN in row 4 of a reaches all of row 4
+    assert bad[:, 7].all()                 # inf in column 7 of w reaches all of column 7
+    bad[4] = False
+    bad[:, 7] = False
+    assert not bad.any()
+
+
+def test_rejects_arrays_that_are_not_c_contiguous():
+    from numba.core.errors import TypingError
+    a = np.ones((8, 6), np.float32)[:, ::2]
+    w = np.ones((3, 32), np.float32)
+    with pytest.raises(TypingError):
+        panel_product(a, w, 0, 32, np.empty((8, 32), np.float32), 0)
