@@ -252,6 +252,8 @@ TRAINING = {
         m, lr=0.05, maximize=True), 100.0, None),
     "lstm-sgd-dampening": (fr.LSTM, dict(proj_size=2), lambda m: fr.training.SGD(
         m, lr=0.1, momentum=0.5, dampening=0.3), 0.3, 0.02),
+    "rnn-rmsprop-centered": (fr.RNN, {}, lambda m: fr.training.RMSprop(
+        m, lr=0.01, momentum=0.5, centered=True), 0.5, None),
 }
 
 
@@ -309,13 +311,45 @@ def test_optimizer_state_dict_round_trip_on_the_device():
     assert np.array_equal(fr.to_numpy(gpu.flat_params), after_first)
 
 
-def test_optimizers_without_a_gpu_step_say_so():
-    _, gpu = _pair(fr.RNN, FEATURES, HIDDEN)
-    for cls in (fr.training.RMSprop, fr.training.Adagrad, fr.training.Adadelta):
-        with pytest.raises(NotImplementedError, match=rf"{cls.__name__} does not run on GPU "
-                                                      r"buffers yet .*device='cuda'.*SGD, Adam "
-                                                      r"and AdamW do"):
-            cls(gpu)
+#: Every option of the optimizers whose GPU steps are not exercised by ``TRAINING``.
+OPTIMIZER_OPTIONS = [
+    ("RMSprop", dict(lr=0.01)),
+    ("RMSprop", dict(lr=0.01, momentum=0.9)),
+    ("RMSprop", dict(lr=0.01, centered=True)),
+    ("RMSprop", dict(lr=0.01, alpha=0.3, centered=True, momentum=0.9, weight_decay=0.1,
+                     eps=1e-4, maximize=True)),
+    ("Adadelta", dict()),
+    ("Adadelta", dict(lr=0.5, rho=0.8, weight_decay=0.1)),
+    ("Adadelta", dict(lr=2.0, rho=0.95, eps=1e-4, maximize=True)),
+    ("Adagrad", dict(lr=0.1)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.1, weight_decay=0.1, initial_accumulator_value=0.5)),
+    ("Adagrad", dict(lr=0.1, eps=1e-6, maximize=True)),
+]
+
+
+@pytest.mark.parametrize("name, options", OPTIMIZER_OPTIONS,
+                         ids=[f"{name}-{'-'.join(options) or 'default'}"
+                              for name, options in OPTIMIZER_OPTIONS])
+def test_every_optimizer_steps_on_the_device_like_the_cpu(name, options):
+    """Four steps from the same buffers, new gradients each step (19 entries: 3 blocks)."""
+    rng = np.random.default_rng(6)
+    params = rng.standard_normal(19)
+    host = (params.copy(), np.zeros(19))
+    gpu = (cuda.to_device(params), cuda.to_device(np.zeros(19)))
+    cls = getattr(fr.training, name)
+    optimizers = cls(host, **options), cls(gpu, **options)
+    for step in range(4):
+        grads = rng.standard_normal(19)
+        host[1][...] = grads
+        gpu[1].copy_to_device(grads)
+        for optimizer in optimizers:
+            optimizer.step()
+        assert_close(fr.to_numpy(gpu[0]), host[0], TOL64, f"{name} parameters, step {step}")
+        for key, value in optimizers[0].state.items():
+            assert _is_gpu(optimizers[1].state[key])
+            assert_close(fr.to_numpy(optimizers[1].state[key]), value, TOL64,
+                         f"{name} state {key!r}, step {step}")
+    assert not np.allclose(host[0], params)   # the steps moved the parameters
 
 
 def test_optimizers_and_clipping_refuse_mixed_buffers():
