@@ -286,6 +286,8 @@ def test_launches_use_the_declared_signatures():
                                error_norms=np.zeros((1, 4, 1)))
                 layer = fr.Linear(3, 2, dtype=dtype, device="cuda")
                 layer.backward(layer.forward(np.ones((2, 3), dtype))[1], np.ones((2, 2), dtype))
+                layer = fr.Embedding(3, 2, dtype=dtype, device="cuda")
+                layer.backward(layer.forward(np.arange(4) % 3)[1], np.ones((4, 2), dtype))
             # bidirectional (column copies), batch_first (transposes), dropout (masks),
             # then training: clipping and every optimizer kernel
             layer = fr.LSTM(3, 2, num_layers=2, bidirectional=True, batch_first=True,
