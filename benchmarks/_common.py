@@ -1,10 +1,17 @@
 """Shapes, timing and runners shared by the comparison scripts and the asv suite."""
 
+import importlib
 import time
 
 import numpy as np
 
 import fastrnn as fr
+
+
+def load_kernels_blas():
+    """Load the BLAS the CPU kernels call (SciPy's), so that a thread limit set later
+    (threadpoolctl, ``--threads``) reaches it too."""
+    importlib.import_module("scipy.linalg.cython_blas")
 
 
 def blas_description():
