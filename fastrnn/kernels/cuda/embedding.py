@@ -13,7 +13,7 @@ import numpy as np
 from numba import cuda
 
 from ._arrays import upload
-from ._jit import kernel
+from ._jit import kernel, row_col
 
 
 @kernel("void({f}[:, ::1], int64[::1], {f}[:, ::1])")
@@ -22,8 +22,7 @@ def _gather(weight, ids, out):
     width = out.shape[1]
     if index >= out.shape[0] * width:
         return
-    n = index // width
-    j = index - n * width
+    n, j = row_col(index, width)
     out[n, j] = weight[ids[n], j]
 
 
@@ -34,8 +33,7 @@ def _scatter_runs(grad, rows, starts, order, dy):
     width = grad.shape[1]
     if index >= rows.shape[0] * width:
         return
-    r = index // width
-    j = index - r * width
+    r, j = row_col(index, width)
     total = grad[rows[r], j]
     for k in range(starts[r], starts[r + 1]):
         total += dy[order[k], j]
