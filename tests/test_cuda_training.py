@@ -226,6 +226,17 @@ def test_a_sequential_refuses_layers_on_two_devices():
         fr.Sequential([fr.Embedding(3, 2), fr.LSTM(2, 2, device="cuda")])
 
 
+def test_a_cuda_sequential_checks_host_input_before_uploading_it():
+    _, gpu = _lstm_linear()
+    with pytest.raises(TypeError, match=r"x must have dtype float64 \(the layer's dtype\), got "
+                                        r"floating dtype float32"):
+        gpu.forward(np.zeros((STEPS, BATCH, FEATURES), np.float32))
+    _, _, tape = gpu.forward(np.zeros((STEPS, BATCH, FEATURES)))
+    with pytest.raises(TypeError, match=r"dy must have dtype float64 \(the layer's dtype\), got "
+                                        r"non-floating dtype int64"):
+        gpu.backward(tape, np.zeros((STEPS, BATCH, 2), np.int64))
+
+
 def test_a_cuda_sequential_state_dict_round_trips(tmp_path):
     cpu, gpu = (fr.Sequential(_charlm_like(where)) for where in ("cpu", "cuda"))
     state = gpu.state_dict()

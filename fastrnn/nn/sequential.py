@@ -113,16 +113,15 @@ class Sequential(HasParameters):
         return list(states)
 
     def _upload(self, name, value):
-        """``(value, host)``: a CUDA model's host input uploaded once (float arrays checked
-        as the layers check them; integer token ids as they are, the layers range-check
-        them), and whether it came from the host. GPU arrays, None and a CPU model's
-        input pass through."""
+        """``(value, host)``: a CUDA model's host input uploaded once, and whether it came
+        from the host. Float arrays are checked as the layers check them; integer ``x``
+        (token ids) goes up as it is, for the first layer to range-check. GPU arrays,
+        None and a CPU model's input pass through."""
         if self.device != "cuda" or value is None or is_device_array(value):
             return value, False
         from ..kernels.cuda._arrays import upload
-        array = np.asarray(value) if hasattr(value, "dtype") else None
-        if array is not None and array.dtype.kind in "iu":
-            return upload(array), True
+        if name == "x" and np.dtype(getattr(value, "dtype", float)).kind in "iu":
+            return upload(np.asarray(value)), True
         return upload(as_float_array(name, value, self.dtype)), True
 
     def _to_host(self, value):
