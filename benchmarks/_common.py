@@ -1,10 +1,17 @@
 """Shapes, timing and runners shared by the comparison scripts and the asv suite."""
 
+import importlib
 import time
 
 import numpy as np
 
 import fastrnn as fr
+
+
+def load_kernels_blas():
+    """Load the BLAS the CPU kernels call (SciPy's), so that a thread limit set later
+    (threadpoolctl, ``--threads``) reaches it too."""
+    importlib.import_module("scipy.linalg.cython_blas")
 
 
 def blas_description():
@@ -42,19 +49,46 @@ def best_time(function, repeats, min_seconds=0.2):
     return float(np.median(times))
 
 
-def fastrnn_runs(cell, shape, dtype):
+def require_device(device):
+    """Skip a benchmark case (asv: ``NotImplementedError`` in ``setup``) whose device cannot
+    be timed here: ``"cuda"`` without a real GPU (numba's simulator does not count)."""
+    if device != "cuda":
+        return
+    from fastrnn.device import cuda_simulated, cuda_status
+    usable, reason = cuda_status()
+    if not usable:
+        raise NotImplementedError(f"no usable CUDA GPU: {reason}")
+    if cuda_simulated():
+        raise NotImplementedError("numba's CUDA simulator is on: nothing to time")
+
+
+def fastrnn_runs(cell, shape, dtype, device="cpu"):
+    """``(layer, forward, train)``: one layer and callables running it on ``device``.
+
+    On ``"cuda"`` the input and output gradient are uploaded once, here, so that
+    the callables time the kernels (GPU arrays in and out), and each callable
+    waits for the GPU to finish (launches are asynchronous).
+    """
     steps, batch, inputs, hidden = shape
-    layer = getattr(fr, cell)(inputs, hidden, dtype=dtype, seed=0)
+    layer = getattr(fr, cell)(inputs, hidden, dtype=dtype, seed=0, device=device)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((steps, batch, inputs)).astype(dtype)
     dy = rng.standard_normal((steps, batch, hidden)).astype(dtype)
+    synchronize = None
+    if device == "cuda":
+        from numba import cuda
+        x, dy, synchronize = cuda.to_device(x), cuda.to_device(dy), cuda.synchronize
 
     def forward():
         layer(x)
+        if synchronize:
+            synchronize()
 
     def train():
         _, _, tape = layer.forward(x)
         layer.backward(tape, dy)
+        if synchronize:
+            synchronize()
 
     return layer, forward, train
 

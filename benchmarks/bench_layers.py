@@ -5,19 +5,10 @@ Compilation happens in ``setup`` (one warm-up call), never inside ``time_*``.
 
 import numpy as np
 
-from ._common import CELLS, SHAPES, best_time, fastrnn_runs, torch_runs
+from ._common import CELLS, SHAPES, best_time, fastrnn_runs, require_device, torch_runs
 
 DTYPES = ("float32", "float64")
 DEVICES = ("cpu", "cuda")
-
-
-def _require(device):
-    """Skip (asv's NotImplementedError) the CUDA cases where no GPU is usable."""
-    if device == "cuda":
-        from fastrnn.device import cuda_status
-        if not cuda_status()[0]:
-            raise NotImplementedError("no usable CUDA GPU")
-        raise NotImplementedError("the CUDA backend is not built yet (issue 6)")
 
 
 class Layer:
@@ -26,9 +17,9 @@ class Layer:
     timeout = 600
 
     def setup(self, cell, shape, dtype, device):
-        _require(device)
+        require_device(device)
         self.layer, self.forward, self.train = fastrnn_runs(cell, SHAPES[shape],
-                                                            np.dtype(dtype))
+                                                            np.dtype(dtype), device)
         self.train()   # compile (or load from the cache) outside the timings
         self.forward()
 
@@ -39,6 +30,7 @@ class Layer:
         self.train()
 
     def peakmem_forward_backward(self, cell, shape, dtype, device):
+        # host memory only: on "cuda" this is the host side's peak, not the GPU's
         self.train()
 
 

@@ -50,15 +50,16 @@ import sys
 import time
 
 import numpy as np
-import scipy.linalg.cython_blas  # noqa: F401  (load the kernels' BLAS now, so --threads limits it)
 
 import fastrnn as fr
 try:  # imported by asv as part of the benchmarks package, or run as a script
-    from ._common import blas_description
+    from ._common import blas_description, load_kernels_blas
 except ImportError:
-    from _common import blas_description
+    from _common import blas_description, load_kernels_blas
 from fastrnn.charlm import Config, Trainer
 from fastrnn.data import random_batches
+
+load_kernels_blas()   # now, so that --threads limits it
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_TEXT = ROOT.parent / "shared" / "data" / "timemachine.txt"

@@ -16,13 +16,16 @@ import platform
 import time
 
 import numpy as np
-import scipy.linalg.cython_blas  # noqa: F401  (load the kernels' BLAS now, so --threads limits it)
 
 import fastrnn as fr
 try:  # imported by asv as part of the benchmarks package, or run as a script
-    from ._common import CELLS, SHAPES, best_time, blas_description, fastrnn_runs, torch_runs
+    from ._common import (CELLS, SHAPES, best_time, blas_description, fastrnn_runs,
+                          load_kernels_blas, torch_runs)
 except ImportError:
-    from _common import CELLS, SHAPES, best_time, blas_description, fastrnn_runs, torch_runs
+    from _common import (CELLS, SHAPES, best_time, blas_description, fastrnn_runs,
+                         load_kernels_blas, torch_runs)
+
+load_kernels_blas()   # now, so that --threads limits it
 
 #: Issue 5's goals for forward+backward, fastrnn time / torch time at most this;
 #: the "large" shape is judged by its rate against the measured SGEMM rate instead.

@@ -69,7 +69,7 @@ _CLASSES = {
                                       bias=m.bias, dtype=m.dtype.name), True),
     "Embedding": (Embedding, lambda m: dict(num_embeddings=m.num_embeddings,
                                             embedding_dim=m.embedding_dim,
-                                            dtype=m.dtype.name), False),
+                                            dtype=m.dtype.name), True),
     "Dropout": (Dropout, lambda m: dict(p=m.p), False),
 }
 

@@ -286,8 +286,10 @@ def test_launches_use_the_declared_signatures():
                                error_norms=np.zeros((1, 4, 1)))
                 layer = fr.Linear(3, 2, dtype=dtype, device="cuda")
                 layer.backward(layer.forward(np.ones((2, 3), dtype))[1], np.ones((2, 2), dtype))
+                layer = fr.Embedding(3, 2, dtype=dtype, device="cuda")
+                layer.backward(layer.forward(np.arange(4) % 3)[1], np.ones((4, 2), dtype))
             # bidirectional (column copies), batch_first (transposes), dropout (masks),
-            # then training: clipping and both optimizer kernels
+            # then training: clipping and every optimizer kernel
             layer = fr.LSTM(3, 2, num_layers=2, bidirectional=True, batch_first=True,
                             dropout=0.5, dtype=dtype, device="cuda")
             y, _, tape = layer.forward(np.ones((1, 2, 3), dtype))
@@ -296,7 +298,9 @@ def test_launches_use_the_declared_signatures():
             fr.training.clip_grad_norm(layer, 1e-3, norm_type=3.0)
             fr.training.clip_grad_value(layer, 1e-4)
             for optimizer in (fr.training.SGD(layer, lr=0.1, momentum=0.5),
-                              fr.training.Adam(layer, amsgrad=True)):
+                              fr.training.Adam(layer, amsgrad=True),
+                              fr.training.RMSprop(layer, momentum=0.5, centered=True),
+                              fr.training.Adadelta(layer), fr.training.Adagrad(layer)):
                 optimizer.step()
                 optimizer.zero_grad()
     finally:

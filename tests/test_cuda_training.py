@@ -114,10 +114,171 @@ def test_load_state_dict_checks_gpu_arrays():
     assert np.array_equal(fr.to_numpy(gpu.flat_params), before)   # nothing written
 
 
-def test_a_cuda_layer_cannot_join_a_sequential_yet():
-    with pytest.raises(NotImplementedError, match=r"a device='cuda' GRU cannot join a "
-                                                  r"Sequential yet"):
-        fr.Sequential([fr.GRU(3, 4, device="cuda"), fr.Linear(4, 2)])
+# ------------------------------------------------------------ Sequential of CUDA layers
+def _sequential_pair(*builders):
+    """The same Sequential on both devices: ``builders`` take ``device`` and return a layer."""
+    return tuple(fr.Sequential([build(where) for build in builders]) for where in ("cpu", "cuda"))
+
+
+def _lstm_linear():
+    return _sequential_pair(
+        lambda where: fr.LSTM(FEATURES, HIDDEN, dtype=np.float64, seed=3, device=where),
+        lambda where: fr.Linear(HIDDEN, 2, dtype=np.float64, seed=4, device=where))
+
+
+def test_a_cuda_sequential_keeps_one_device_buffer_with_layer_views():
+    cpu, gpu = _lstm_linear()
+    assert gpu.device == "cuda" and cpu.device == "cpu"
+    assert _is_gpu(gpu.flat_params) and _is_gpu(gpu.flat_grads)
+    assert np.array_equal(fr.to_numpy(gpu.flat_params), cpu.flat_params)
+    linear = gpu.layers[1]
+    linear.params["bias"].copy_to_device(np.array([5.0, 6.0]))   # a view of the flat buffer
+    assert np.array_equal(fr.to_numpy(gpu.flat_params)[-2:], [5.0, 6.0])
+    assert np.array_equal(fr.to_numpy(gpu.params["1.bias"]), [5.0, 6.0])
+
+
+@pytest.mark.parametrize("gpu_input", [False, True])
+def test_a_cuda_sequential_trains_like_the_cpu(gpu_input):
+    """LSTM + Linear: forward, backward, clip_grad_norm and an SGD step, three times."""
+    cpu, gpu = _lstm_linear()
+    x, dy = _data(width=2)
+    move = cuda.to_device if gpu_input else (lambda a: a)
+    for step in range(3):
+        results = []
+        for model, convert in ((cpu, lambda a: a), (gpu, move)):
+            optimizer = fr.training.SGD(model, lr=0.1, momentum=0.9)
+            model.zero_grad()
+            y, states, tape = model.forward(convert(x))
+            dx, dhx = model.backward(tape, convert(dy))
+            norm = fr.training.clip_grad_norm(model, 0.5)
+            optimizer.step()
+            results.append((y, states[0], dx, dhx[0], norm, fr.to_numpy(model.flat_params)))
+        (y, state, dx, dhx, norm, params), (y_d, state_d, dx_d, dhx_d, norm_d, params_d) = results
+        assert _is_gpu(y_d) == gpu_input and _is_gpu(dx_d) == gpu_input
+        assert _is_gpu(state_d[0]) == gpu_input and _is_gpu(dhx_d[1]) == gpu_input
+        for name, actual, wanted in [("y", y_d, y), ("dx", dx_d, dx), ("h_n", state_d[0], state[0]),
+                                     ("c_n", state_d[1], state[1]), ("dh0", dhx_d[0], dhx[0]),
+                                     ("dc0", dhx_d[1], dhx[1]), ("parameters", params_d, params)]:
+            assert_close(fr.to_numpy(actual), wanted, TOL64, f"{name} at step {step}")
+        assert abs(norm_d - norm) <= TOL64 * norm and norm > 0.5, "the test must clip"
+
+
+def _charlm_like(where):
+    return [fr.Embedding(5, FEATURES, dtype=np.float64, seed=1, device=where),
+            fr.GRU(FEATURES, HIDDEN, dtype=np.float64, seed=2, device=where),
+            fr.Dropout(0.4, seed=5),
+            fr.Linear(HIDDEN, 5, dtype=np.float64, seed=3, device=where)]
+
+
+@pytest.mark.parametrize("gpu_input", [False, True])
+def test_a_cuda_sequential_with_embedding_and_dropout_matches_the_cpu(gpu_input):
+    cpu, gpu = (fr.Sequential(_charlm_like(where)) for where in ("cpu", "cuda"))
+    tokens = np.array([[0, 4], [4, 4], [2, 0]])   # repeated ids: the scatter sums runs
+    dy = np.random.default_rng(3).standard_normal((STEPS, BATCH, 5))
+    y, states, tape = cpu.forward(tokens)
+    dx, dhx = cpu.backward(tape, dy)
+    move = cuda.to_device if gpu_input else (lambda a: a)
+    y_d, states_d, tape_d = gpu.forward(move(tokens))
+    dx_d, dhx_d = gpu.backward(tape_d, move(dy))
+    assert dx is None and dx_d is None and _is_gpu(y_d) == gpu_input
+    assert_close(fr.to_numpy(y_d), y, TOL64, "y")
+    assert_close(fr.to_numpy(states_d[0]), states[0], TOL64, "h_n")
+    assert_close(fr.to_numpy(dhx_d[0]), dhx[0], TOL64, "dhx")
+    assert_close(fr.to_numpy(gpu.flat_grads), cpu.flat_grads, TOL64, "gradients")
+    inference, _ = gpu(move(tokens))
+    assert_close(fr.to_numpy(inference), cpu(tokens)[0], TOL64, "inference")
+
+
+def test_cuda_embedding_gathers_and_scatters_like_the_cpu():
+    cpu, gpu = _pair(fr.Embedding, 6, 3)
+    ids = np.array([[5, 1, 5], [1, 5, 0]])
+    dy = np.random.default_rng(2).standard_normal((2, 3, 3))
+    for layer, move in ((cpu, lambda a: a), (gpu, cuda.to_device)):
+        rows, tape = layer.forward(move(ids))
+        layer.backward(tape, move(dy))
+        assert np.array_equal(fr.to_numpy(rows), cpu.params["weight"][ids])
+    assert _is_gpu(rows)
+    # summed in index order, as numpy.add.at: the same bits
+    assert np.array_equal(fr.to_numpy(gpu.flat_grads), cpu.flat_grads)
+    assert isinstance(gpu(ids), np.ndarray)
+    with pytest.raises(ValueError, match=r"indices must lie in \[0, 6\), got values from 1 to 6"):
+        gpu(cuda.to_device(ids + 1))
+    with pytest.raises(TypeError, match=r"indices must be a numpy array, got a GPU array "
+                                        r"\(\w+\) of shape \(2, 3\); this runs on the host"):
+        cpu(cuda.to_device(ids))
+
+
+def test_embedding_scatter_plan_groups_each_row_in_token_order():
+    from fastrnn.kernels.cuda import embedding
+    rows, starts, order = embedding.runs(np.array([3, 1, 3, 0, 1, 3]))
+    assert rows.tolist() == [0, 1, 3] and starts.tolist() == [0, 1, 3, 6]
+    assert order.tolist() == [3, 1, 4, 0, 2, 5]
+
+
+def test_a_sequential_refuses_layers_on_two_devices():
+    with pytest.raises(ValueError, match=r"layers must all be on one device: expected "
+                                         r"device='cuda' \(that of layers\[0\], GRU\), got "
+                                         r"layers\[2\] \(Linear\) on 'cpu'; build every layer "
+                                         r"with the same device="):
+        fr.Sequential([fr.GRU(3, 4, device="cuda"), fr.Dropout(0.1), fr.Linear(4, 2)])
+    with pytest.raises(ValueError, match=r"expected device='cpu' \(that of layers\[0\], "
+                                         r"Embedding\), got layers\[1\] \(LSTM\) on 'cuda'"):
+        fr.Sequential([fr.Embedding(3, 2), fr.LSTM(2, 2, device="cuda")])
+
+
+def test_a_cuda_sequential_checks_host_input_before_uploading_it():
+    _, gpu = _lstm_linear()
+    with pytest.raises(TypeError, match=r"x must have dtype float64 \(the layer's dtype\), got "
+                                        r"floating dtype float32"):
+        gpu.forward(np.zeros((STEPS, BATCH, FEATURES), np.float32))
+    _, _, tape = gpu.forward(np.zeros((STEPS, BATCH, FEATURES)))
+    with pytest.raises(TypeError, match=r"dy must have dtype float64 \(the layer's dtype\), got "
+                                        r"non-floating dtype int64"):
+        gpu.backward(tape, np.zeros((STEPS, BATCH, 2), np.int64))
+
+
+def test_a_cuda_sequential_state_dict_round_trips(tmp_path):
+    cpu, gpu = (fr.Sequential(_charlm_like(where)) for where in ("cpu", "cuda"))
+    state = gpu.state_dict()
+    assert all(isinstance(value, np.ndarray) for value in state.values())
+    assert set(state) == set(cpu.state_dict())
+    doubled = {name: 2 * value for name, value in state.items()}
+    gpu.load_state_dict(doubled)                                       # host -> device
+    assert np.array_equal(fr.to_numpy(gpu.flat_params), 2 * cpu.flat_params)
+    cpu.load_state_dict(gpu.state_dict())                              # device -> host
+    assert np.array_equal(cpu.flat_params, fr.to_numpy(gpu.flat_params))
+    gpu.load_state_dict({name: cuda.to_device(value / 2) for name, value in doubled.items()})
+    assert np.array_equal(fr.to_numpy(gpu.flat_params), cpu.flat_params / 2)
+    start = gpu.layers[0].flat_params.size   # the GRU's views follow the loaded values
+    assert np.array_equal(fr.to_numpy(gpu.layers[1].flat_params),
+                          fr.to_numpy(gpu.flat_params)[start:start + gpu.layers[1].flat_params.size])
+    path = tmp_path / "model.npz"
+    fr.save(path, gpu)
+    again = fr.load(path, device="cuda")
+    assert again.device == "cuda" and _is_gpu(again.flat_params)
+    assert np.array_equal(fr.to_numpy(again.flat_params), fr.to_numpy(gpu.flat_params))
+
+
+def test_truncated_bptt_and_adam_train_a_cuda_sequential_like_a_cpu_one():
+    cpu, gpu = _lstm_linear()
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((5, BATCH, FEATURES))
+    targets = rng.standard_normal((5, BATCH, 2))
+    results = []
+    for model in (cpu, gpu):
+        adam = fr.training.Adam(model, lr=0.05)
+        engine = fr.training.TruncatedBPTT(model, fr.losses.mse, k1=2, k2=3)
+
+        def step(index, loss, model=model, adam=adam):
+            fr.training.clip_grad_value(model, 0.1)
+            adam.step()
+        states, loss = engine.run(x, targets, on_window=step)
+        results.append((fr.to_numpy(model.flat_params), loss, states[0][0]))
+    (params, loss, h), (params_d, loss_d, h_d) = results
+    assert isinstance(h_d, np.ndarray)
+    assert abs(loss_d - loss) <= TOL64 * loss
+    assert_close(params_d, params, TOL64, "parameters after TBPTT")
+    assert_close(h_d, h, TOL64, "final state")
 
 
 def test_save_and_load_a_cuda_model(tmp_path):
@@ -252,6 +413,8 @@ TRAINING = {
         m, lr=0.05, maximize=True), 100.0, None),
     "lstm-sgd-dampening": (fr.LSTM, dict(proj_size=2), lambda m: fr.training.SGD(
         m, lr=0.1, momentum=0.5, dampening=0.3), 0.3, 0.02),
+    "rnn-rmsprop-centered": (fr.RNN, {}, lambda m: fr.training.RMSprop(
+        m, lr=0.01, momentum=0.5, centered=True), 0.5, None),
 }
 
 
@@ -309,13 +472,45 @@ def test_optimizer_state_dict_round_trip_on_the_device():
     assert np.array_equal(fr.to_numpy(gpu.flat_params), after_first)
 
 
-def test_optimizers_without_a_gpu_step_say_so():
-    _, gpu = _pair(fr.RNN, FEATURES, HIDDEN)
-    for cls in (fr.training.RMSprop, fr.training.Adagrad, fr.training.Adadelta):
-        with pytest.raises(NotImplementedError, match=rf"{cls.__name__} does not run on GPU "
-                                                      r"buffers yet .*device='cuda'.*SGD, Adam "
-                                                      r"and AdamW do"):
-            cls(gpu)
+#: Every option of the optimizers whose GPU steps are not exercised by ``TRAINING``.
+OPTIMIZER_OPTIONS = [
+    ("RMSprop", dict(lr=0.01)),
+    ("RMSprop", dict(lr=0.01, momentum=0.9)),
+    ("RMSprop", dict(lr=0.01, centered=True)),
+    ("RMSprop", dict(lr=0.01, alpha=0.3, centered=True, momentum=0.9, weight_decay=0.1,
+                     eps=1e-4, maximize=True)),
+    ("Adadelta", dict()),
+    ("Adadelta", dict(lr=0.5, rho=0.8, weight_decay=0.1)),
+    ("Adadelta", dict(lr=2.0, rho=0.95, eps=1e-4, maximize=True)),
+    ("Adagrad", dict(lr=0.1)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.1, weight_decay=0.1, initial_accumulator_value=0.5)),
+    ("Adagrad", dict(lr=0.1, eps=1e-6, maximize=True)),
+]
+
+
+@pytest.mark.parametrize("name, options", OPTIMIZER_OPTIONS,
+                         ids=[f"{name}-{'-'.join(options) or 'default'}"
+                              for name, options in OPTIMIZER_OPTIONS])
+def test_every_optimizer_steps_on_the_device_like_the_cpu(name, options):
+    """Four steps from the same buffers, new gradients each step (19 entries: 3 blocks)."""
+    rng = np.random.default_rng(6)
+    params = rng.standard_normal(19)
+    host = (params.copy(), np.zeros(19))
+    gpu = (cuda.to_device(params), cuda.to_device(np.zeros(19)))
+    cls = getattr(fr.training, name)
+    optimizers = cls(host, **options), cls(gpu, **options)
+    for step in range(4):
+        grads = rng.standard_normal(19)
+        host[1][...] = grads
+        gpu[1].copy_to_device(grads)
+        for optimizer in optimizers:
+            optimizer.step()
+        assert_close(fr.to_numpy(gpu[0]), host[0], TOL64, f"{name} parameters, step {step}")
+        for key, value in optimizers[0].state.items():
+            assert _is_gpu(optimizers[1].state[key])
+            assert_close(fr.to_numpy(optimizers[1].state[key]), value, TOL64,
+                         f"{name} state {key!r}, step {step}")
+    assert not np.allclose(host[0], params)   # the steps moved the parameters
 
 
 def test_optimizers_and_clipping_refuse_mixed_buffers():

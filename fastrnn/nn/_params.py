@@ -172,18 +172,20 @@ class HasParameters:
         """Keep the parameters (and gradients) in slices of someone else's buffers.
 
         Used by :class:`~fastrnn.nn.Sequential`, which owns one buffer for all its
-        layers. Values are copied over; the layer's views then point into the new
-        buffers.
+        layers. Values are copied over (device to device for a ``device="cuda"``
+        layer, whose new buffers must be GPU arrays too); the layer's views then
+        point into the new buffers.
         """
-        if isinstance(self._store, DeviceParameterStore):
-            raise NotImplementedError(
-                f"a device='cuda' {type(self).__name__} cannot join a Sequential yet: its "
-                "parameters live on the GPU and Sequential keeps one host buffer; use the "
-                "layers one by one")
-        layout = [(name, value.shape) for name, value in self._store.params.items()]
-        flat_params[...] = self._store.flat_params
-        flat_grads[...] = self._store.flat_grads
-        self._store = ParameterStore(layout, flat_params.dtype, flat_params, flat_grads)
+        store = self._store
+        layout = [(name, value.shape) for name, value in store.params.items()]
+        if isinstance(store, DeviceParameterStore):
+            from ..kernels.cuda._arrays import assign
+            assign(flat_params, store.flat_params)
+            assign(flat_grads, store.flat_grads)
+        else:
+            flat_params[...] = store.flat_params
+            flat_grads[...] = store.flat_grads
+        self._store = type(store)(layout, flat_params.dtype, flat_params, flat_grads)
         self._parameters_moved()
 
     def _parameters_moved(self):

@@ -9,8 +9,8 @@ import numpy as np
 
 from .. import config
 from .._validation import check_finite as check_finite_values
-from .._validation import (as_float_array, check_bool, check_dropout, check_int, describe,
-                           is_device_array, resolve_dtype)
+from .._validation import (check_bool, check_dropout, check_int, describe, is_device_array,
+                           resolve_dtype)
 from ..device import get_backend, resolve_device
 from ._arrays import HOST
 from ._params import HasParameters, ParameterStore
@@ -143,6 +143,10 @@ class Embedding(HasParameters):
     ----------
     num_embeddings, embedding_dim : int
     dtype : numpy.float32 or numpy.float64, default numpy.float32
+    device : {"auto", "cpu", "cuda"}, default "auto"
+        With ``"cuda"`` the table and its gradient live on the GPU; indices
+        may be NumPy or GPU integer arrays (read back for the range check),
+        and GPU indices give GPU rows, NumPy indices NumPy rows.
     seed : int, optional
 
     Examples
@@ -153,18 +157,32 @@ class Embedding(HasParameters):
     (2, 2, 4)
     """
 
-    def __init__(self, num_embeddings, embedding_dim, *, dtype=None, seed=None):
+    def __init__(self, num_embeddings, embedding_dim, *, dtype=None, device="auto", seed=None):
         self.num_embeddings = check_int("num_embeddings", num_embeddings, 1)
         self.embedding_dim = check_int("embedding_dim", embedding_dim, 1)
         self.dtype = resolve_dtype(config.DEFAULT_DTYPE if dtype is None else dtype)
+        self.device = resolve_device(device)
         if seed is not None:
             check_int("seed", seed, 0)
         self._store = ParameterStore([("weight", (self.num_embeddings, self.embedding_dim))],
                                      self.dtype)
         self.params["weight"][...] = np.random.default_rng(seed).standard_normal(
             self.params["weight"].shape)
+        self._arrays = HOST
+        if self.device == "cuda":
+            backend = get_backend(self.device)
+            self._kernels = backend.EMBEDDING
+            self._store = self._store.to_device()
+            self._arrays = backend.ARRAYS
 
     def _check_indices(self, indices):
+        if is_device_array(indices) and self._arrays is not HOST:
+            indices = self._arrays.to_host(self._arrays.native(indices))  # for the range check
+        elif is_device_array(indices):
+            raise TypeError(f"indices must be a numpy array, got a GPU array "
+                            f"({type(indices).__name__}) of shape {tuple(indices.shape)}; this "
+                            "runs on the host (device='cpu'): copy it with fastrnn.to_numpy(), "
+                            "or build the layer with device='cuda'")
         array = np.asarray(indices)
         if array.dtype.kind not in "iu":
             raise TypeError(f"indices must be an integer array, got {describe(indices)}")
@@ -179,17 +197,30 @@ class Embedding(HasParameters):
 
     def forward(self, indices):
         """Gather rows. Returns ``(y, tape)``."""
+        on_device = is_device_array(indices)
         indices = self._check_indices(indices)
-        return self.params["weight"][indices], dict(indices=indices)
+        tape = dict(indices=indices, on_device=on_device)
+        if self._arrays is HOST:
+            return self.params["weight"][indices], tape
+        ids = self._arrays.native(np.ascontiguousarray(indices.reshape(-1), dtype=np.int64))
+        rows = self._kernels[0](self.params["weight"], ids)
+        y = rows.reshape(indices.shape + (self.embedding_dim,))
+        return (y if on_device else self._arrays.to_host(y)), tape
 
     def backward(self, tape, dy):
         """Scatter-add ``dy`` into the rows' gradients. Returns None (indices have no gradient)."""
         indices = tape["indices"]
-        dy = as_float_array("dy", dy, self.dtype)
+        dy = self._arrays.float_input("dy", dy, self.dtype)
         expected = indices.shape + (self.embedding_dim,)
-        if dy.shape != expected:
-            raise ValueError(f"dy must have shape {expected} (the output's), got {dy.shape}")
-        np.add.at(self.grads["weight"], indices.reshape(-1), dy.reshape(-1, self.embedding_dim))
+        if tuple(dy.shape) != expected:
+            raise ValueError(f"dy must have shape {expected} (the output's), "
+                             f"got {tuple(dy.shape)}")
+        if self._arrays is HOST:
+            np.add.at(self.grads["weight"], indices.reshape(-1),
+                      dy.reshape(-1, self.embedding_dim))
+        else:
+            self._kernels[1](self.grads["weight"], indices.reshape(-1),
+                             dy.reshape(indices.size, self.embedding_dim))
         return None
 
     def __repr__(self):
@@ -201,6 +232,8 @@ class Dropout:
 
     Only :meth:`forward` (training) drops; ``layer(x)`` (inference) is the identity.
     The mask comes from a generator seeded by ``seed`` and is kept in the tape.
+    GPU arrays (in a ``device="cuda"`` :class:`~fastrnn.Sequential`) are
+    multiplied on the GPU by the same mask, drawn on the host and uploaded.
 
     Parameters
     ----------
@@ -224,18 +257,29 @@ class Dropout:
 
     def forward(self, x):
         """Returns ``(y, tape)``: ``x`` times the scaled mask."""
-        x = np.asarray(x)
-        if x.dtype not in config.SUPPORTED_DTYPES:
+        on_device = is_device_array(x)
+        dtype = np.dtype(x.dtype) if on_device else np.asarray(x).dtype
+        if dtype not in config.SUPPORTED_DTYPES:
             raise TypeError(f"x must be a float32 or float64 array, got {describe(x)}")
         if self.p == 0.0:
             return x, dict(mask=None)
-        keep = self._rng.random(x.shape) >= self.p
-        mask = keep.astype(x.dtype) / x.dtype.type(1.0 - self.p)
-        return x * mask, dict(mask=mask)
+        keep = self._rng.random(tuple(x.shape)) >= self.p
+        mask = keep.astype(dtype) / dtype.type(1.0 - self.p)
+        return self._times(x, mask), dict(mask=mask)
 
     def backward(self, tape, dy):
         """``dy`` times the forward's mask."""
-        return dy if tape["mask"] is None else dy * tape["mask"]
+        return dy if tape["mask"] is None else self._times(dy, tape["mask"])
+
+    @staticmethod
+    def _times(x, mask):
+        """``x * mask`` as a new array: on the GPU when ``x`` is a GPU array."""
+        if not is_device_array(x):
+            return np.asarray(x) * mask
+        from ..kernels.cuda._arrays import adopt, copy, multiply
+        out = copy(adopt(x))
+        multiply(out, mask)
+        return out
 
     def __repr__(self):
         return f"Dropout(p={self.p})"

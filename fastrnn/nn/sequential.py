@@ -2,13 +2,26 @@
 
 import numpy as np
 
-from .._validation import check_bool, describe
+from .._validation import as_float_array, check_bool, describe, is_device_array
 from .._validation import check_finite as check_finite_values
 from ._params import HasParameters, ParameterStore
 from .dense import Dropout, Embedding, Linear
 from .recurrent import RecurrentLayer
 
 _LAYER_TYPES = (RecurrentLayer, Linear, Embedding, Dropout)
+
+
+class SequentialTape(list):
+    """The layers' tapes, in order, and whether the forward's input was on the host.
+
+    A ``device="cuda"`` :class:`Sequential` given NumPy input uploads it once
+    and runs every layer on the GPU; ``host_input`` tells :meth:`Sequential.backward`
+    to bring ``dx`` and ``dhx`` back to the host, as the outputs were.
+    """
+
+    def __init__(self, tapes=(), host_input=False):
+        super().__init__(tapes)
+        self.host_input = host_input
 
 
 class Sequential(HasParameters):
@@ -30,8 +43,18 @@ class Sequential(HasParameters):
     layers : sequence
         :class:`~fastrnn.RNN`/:class:`~fastrnn.LSTM`/:class:`~fastrnn.GRU`,
         :class:`~fastrnn.Linear`, :class:`~fastrnn.Embedding`,
-        :class:`~fastrnn.Dropout`, all with parameters of one dtype. The layers
-        are adopted: their parameters move into this model's buffers.
+        :class:`~fastrnn.Dropout`, all with parameters of one dtype and on one
+        device. The layers are adopted: their parameters move into this
+        model's buffers.
+
+    Attributes
+    ----------
+    device : {"cpu", "cuda"}
+        The layers' device. A ``"cuda"`` model keeps its buffers on the GPU
+        (the layers' views too). It takes NumPy or GPU arrays: NumPy input is
+        uploaded once, every layer runs on the GPU, and the outputs (and
+        backward's ``dx`` and ``dhx``) come back as NumPy arrays; GPU input
+        gives GPU outputs.
 
     Examples
     --------
@@ -63,9 +86,12 @@ class Sequential(HasParameters):
                                         if hasattr(layer, "dtype")))
         self.layers = layers
         self.dtype = dtypes.pop() if dtypes else np.dtype(np.float32)
+        self.device = _common_device(layers)
         layout = [(f"{index}.{name}", value.shape) for index, layer in enumerate(layers)
                   for name, value in layer.params.items()]
         self._store = ParameterStore(layout, self.dtype)
+        if self.device == "cuda":
+            self._store = self._store.to_device()
         offset = 0
         for layer in layers:
             size = sum(value.size for value in layer.params.values())
@@ -86,10 +112,29 @@ class Sequential(HasParameters):
                              f"({count}), got {describe(states)}")
         return list(states)
 
+    def _upload(self, name, value):
+        """``(value, host)``: a CUDA model's host input uploaded once, and whether it came
+        from the host. Float arrays are checked as the layers check them; integer ``x``
+        (token ids) goes up as it is, for the first layer to range-check. GPU arrays,
+        None and a CPU model's input pass through."""
+        if self.device != "cuda" or value is None or is_device_array(value):
+            return value, False
+        from ..kernels.cuda._arrays import upload
+        if name == "x" and np.dtype(getattr(value, "dtype", float)).kind in "iu":
+            return upload(np.asarray(value)), True
+        return upload(as_float_array(name, value, self.dtype)), True
+
+    def _to_host(self, value):
+        """Outputs (arrays, tuples or lists of them, None) copied to the host."""
+        if isinstance(value, (tuple, list)):
+            return type(value)(self._to_host(part) for part in value)
+        return value if value is None or isinstance(value, np.ndarray) else value.copy_to_host()
+
     def __call__(self, x, hx=None, lengths=None, *, check_finite=False):
         """Inference: returns ``(y, states)``; arguments as :meth:`forward`."""
         self._check_finite_inputs(check_finite, x=x, hx=hx)
         states = iter(self._check_states("hx", hx))
+        x, host_input = self._upload("x", x)
         finals = []
         for layer in self.layers:
             if isinstance(layer, RecurrentLayer):
@@ -97,7 +142,7 @@ class Sequential(HasParameters):
                 finals.append(state)
             else:
                 x = layer(x)
-        return x, finals
+        return (self._to_host(x), self._to_host(finals)) if host_input else (x, finals)
 
     def forward(self, x, hx=None, lengths=None, *, check_finite=False):
         """Training forward. Returns ``(y, states, tape)``; ``states`` has one entry
@@ -106,7 +151,8 @@ class Sequential(HasParameters):
         holds a NaN or an infinity."""
         self._check_finite_inputs(check_finite, x=x, hx=hx)
         states = iter(self._check_states("hx", hx))
-        finals, tapes = [], []
+        x, host_input = self._upload("x", x)
+        finals, tapes = [], SequentialTape(host_input=host_input)
         for layer in self.layers:
             if isinstance(layer, RecurrentLayer):
                 x, state, tape = layer.forward(x, next(states), lengths)
@@ -114,6 +160,8 @@ class Sequential(HasParameters):
             else:
                 x, tape = layer.forward(x)
             tapes.append(tape)
+        if host_input:
+            x, finals = self._to_host(x), self._to_host(finals)
         return x, finals, tapes
 
     @staticmethod
@@ -139,6 +187,7 @@ class Sequential(HasParameters):
         """
         self._check_finite_inputs(check_finite, dy=dy, dstates=dstates)
         dstates = self._check_states("dstates", dstates)
+        dy, _ = self._upload("dy", dy)
         norms = self._check_states("error_norms", error_norms)
         dhx = []
         for layer, layer_tape in zip(reversed(self.layers), reversed(tape)):
@@ -150,8 +199,31 @@ class Sequential(HasParameters):
                 dhx.append(dh0)
             else:
                 dy = layer.backward(layer_tape, dy)
+        if getattr(tape, "host_input", False):
+            return self._to_host(dy), self._to_host(dhx[::-1])
         return dy, dhx[::-1]
 
     def __repr__(self):
         inner = ",\n  ".join(repr(layer) for layer in self.layers)
         return f"Sequential([\n  {inner}\n])"
+
+
+def _common_device(layers):
+    """The one device of the layers that have one ("cpu" when none has).
+
+    Raises
+    ------
+    ValueError
+        When the layers are on different devices, naming each.
+    """
+    devices = {index: layer.device for index, layer in enumerate(layers)
+               if hasattr(layer, "device")}
+    if len(set(devices.values())) > 1:
+        first = next(iter(devices))
+        raise ValueError(
+            f"layers must all be on one device: expected device={devices[first]!r} (that of "
+            f"layers[{first}], {type(layers[first]).__name__}), got "
+            + ", ".join(f"layers[{index}] ({type(layers[index]).__name__}) on {device!r}"
+                        for index, device in devices.items() if device != devices[first])
+            + "; build every layer with the same device=")
+    return next(iter(devices.values()), "cpu")

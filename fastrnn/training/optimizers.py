@@ -17,10 +17,9 @@ equations, with :math:`\theta` the parameters, :math:`g` the gradients,
 A ``device="cuda"`` layer's buffers are GPU arrays: then the state arrays
 live on the GPU too and each step is one kernel launch, one thread per
 parameter, running the same per-element update function as the CPU loop
-(:func:`sgd_update`, :func:`adam_update`, compiled for both targets;
-:mod:`fastrnn.kernels.cuda.optim`). :class:`SGD`, :class:`Adam` and
-:class:`AdamW` run there; the others raise ``NotImplementedError`` for GPU
-buffers.
+(:func:`sgd_update`, :func:`adam_update`, :func:`rmsprop_update`,
+:func:`adadelta_update`, :func:`adagrad_update`, compiled for both targets;
+:mod:`fastrnn.kernels.cuda.optim`). Every optimizer here runs there.
 
 Hyperparameters are plain attributes (``opt.lr = 0.01``), read and checked at
 each :meth:`~Optimizer.step`, so a schedule just assigns them.
@@ -58,17 +57,6 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adadelta", "Adagrad"
 # mirrors one torch op (so one rounding) of its single-tensor update. Optional
 # state arrays that an update does not use are passed as empty arrays.
 # ---------------------------------------------------------------------------
-
-@inline_jit
-def _coupled_grad(grads, params, i, weight_decay, maximize):
-    """``(g, p)`` of entry ``i``: the gradient (negated to maximise) with torch's
-    coupled L2 weight decay ``weight_decay * p`` added, and the parameter."""
-    g = -grads[i] if maximize else grads[i]
-    p = params[i]
-    if weight_decay != 0:
-        g = g + weight_decay * p
-    return g, p
-
 
 def sgd_update(p, g, b, neg_lr, momentum, one_minus_dampening, weight_decay, use_momentum,
                first, nesterov, maximize):
@@ -149,61 +137,105 @@ def _adam_step(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, weight_decay,
         params[i] = p
 
 
+def rmsprop_update(p, g, s, a, b, neg_lr, alpha, one_minus_alpha, lerp_small, lerp_coef, eps,
+                   weight_decay, momentum, centered, use_momentum, maximize):
+    """One entry of an RMSprop step: ``(p, s, a, b)`` updated, ``s`` the square average,
+    ``a`` the gradient average (centered) and ``b`` the momentum buffer (see
+    :func:`sgd_update`; ``a`` and ``b`` pass through unchanged when unused)."""
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    s = s * alpha
+    s = s + one_minus_alpha * g * g
+    if centered:
+        a = (a if lerp_small else g) + lerp_coef * (g - a)   # torch.lerp
+        avg = math.sqrt(s + (-a) * a)
+    else:
+        avg = math.sqrt(s)
+    avg = avg + eps
+    if use_momentum:
+        b = b * momentum
+        b = b + g / avg
+        return p + neg_lr * b, s, a, b
+    return p + neg_lr * g / avg, s, a, b
+
+
+def adadelta_update(p, g, s, u, neg_lr, rho, one_minus_rho, eps, weight_decay, maximize):
+    """One entry of an Adadelta step: ``(p, s, u)`` updated, ``s`` the square average and
+    ``u`` the accumulated squared delta (see :func:`sgd_update`)."""
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    s = s * rho
+    s = s + one_minus_rho * g * g
+    std = math.sqrt(s + eps)
+    delta = math.sqrt(u + eps)
+    delta = delta / std
+    delta = delta * g
+    u = u * rho
+    u = u + one_minus_rho * delta * delta
+    return p + neg_lr * delta, s, u
+
+
+def adagrad_update(p, g, s, neg_clr, eps, weight_decay, maximize):
+    """One entry of an Adagrad step: ``(p, s)`` updated, ``s`` the sum of squared gradients
+    (see :func:`sgd_update`)."""
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    s = s + g * g
+    std = math.sqrt(s) + eps
+    return p + neg_clr * g / std, s
+
+
+_rmsprop_point = inline_jit(rmsprop_update)
+_adadelta_point = inline_jit(adadelta_update)
+_adagrad_point = inline_jit(adagrad_update)
+
+
 @scan_jit
 def _rmsprop_step(params, grads, square_avg, grad_avg, buf, neg_lr, alpha, one_minus_alpha,
                   lerp_small, lerp_coef, eps, weight_decay, momentum, centered, use_momentum,
                   maximize):
     for i in range(params.size):
-        g, p = _coupled_grad(grads, params, i, weight_decay, maximize)
-        s = square_avg[i] * alpha
-        s = s + one_minus_alpha * g * g
+        a = grad_avg[i] if centered else params[i]     # (a unused when not centered)
+        b = buf[i] if use_momentum else params[i]      # (b unused without momentum)
+        p, s, a, b = _rmsprop_point(params[i], grads[i], square_avg[i], a, b, neg_lr, alpha,
+                                    one_minus_alpha, lerp_small, lerp_coef, eps, weight_decay,
+                                    momentum, centered, use_momentum, maximize)
         square_avg[i] = s
         if centered:
-            a = grad_avg[i]
-            a = (a if lerp_small else g) + lerp_coef * (g - a)   # torch.lerp
             grad_avg[i] = a
-            avg = np.sqrt(s + (-a) * a)
-        else:
-            avg = np.sqrt(s)
-        avg = avg + eps
         if use_momentum:
-            b = buf[i] * momentum
-            b = b + g / avg
             buf[i] = b
-            params[i] = p + neg_lr * b
-        else:
-            params[i] = p + neg_lr * g / avg
+        params[i] = p
 
 
 @scan_jit
 def _adadelta_step(params, grads, square_avg, acc_delta, neg_lr, rho, one_minus_rho, eps,
                    weight_decay, maximize):
     for i in range(params.size):
-        g, p = _coupled_grad(grads, params, i, weight_decay, maximize)
-        s = square_avg[i] * rho
-        s = s + one_minus_rho * g * g
+        p, s, u = _adadelta_point(params[i], grads[i], square_avg[i], acc_delta[i], neg_lr,
+                                  rho, one_minus_rho, eps, weight_decay, maximize)
         square_avg[i] = s
-        std = np.sqrt(s + eps)
-        delta = np.sqrt(acc_delta[i] + eps)
-        delta = delta / std
-        delta = delta * g
-        acc = acc_delta[i] * rho
-        acc_delta[i] = acc + one_minus_rho * delta * delta
-        params[i] = p + neg_lr * delta
+        acc_delta[i] = u
+        params[i] = p
 
 
 @scan_jit
 def _adagrad_step(params, grads, state_sum, neg_clr, eps, weight_decay, maximize):
     for i in range(params.size):
-        g, p = _coupled_grad(grads, params, i, weight_decay, maximize)
-        s = state_sum[i] + g * g
+        p, s = _adagrad_point(params[i], grads[i], state_sum[i], neg_clr, eps, weight_decay,
+                              maximize)
         state_sum[i] = s
-        std = np.sqrt(s) + eps
-        params[i] = p + neg_clr * g / std
+        params[i] = p
 
 
 #: The compiled steps by name; :mod:`fastrnn.kernels.cuda.optim` has the GPU's
-#: (same names and arguments) for those it implements.
+#: (same names and arguments).
 _HOST_STEPS = {"sgd": _sgd_step, "adam": _adam_step, "rmsprop": _rmsprop_step,
                "adadelta": _adadelta_step, "adagrad": _adagrad_step}
 
@@ -368,10 +400,6 @@ class Optimizer:
         self._steps = _HOST_STEPS
         if self.on_device:
             from ..kernels.cuda import optim
-            if self._step_name not in optim.STEPS:
-                raise NotImplementedError(
-                    f"{type(self).__name__} does not run on GPU buffers yet (the model's "
-                    f"parameters are on device='cuda'); SGD, Adam and AdamW do")
             self._steps = optim.STEPS
 
     # -- subclass hooks ------------------------------------------------------

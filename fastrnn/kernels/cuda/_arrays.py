@@ -17,7 +17,7 @@ import numpy as np
 from numba import cuda
 
 from ..._validation import as_float_array, is_device_array
-from ._jit import kernel
+from ._jit import kernel, row_col
 
 
 def adopt(array):
@@ -99,10 +99,8 @@ def _swap01(source, target):
     first, second, width = source.shape
     if index >= first * second * width:
         return
-    i = index // (second * width)
-    rest = index - i * second * width
-    j = rest // width
-    k = rest - j * width
+    i, rest = row_col(index, second * width)
+    j, k = row_col(rest, width)
     target[j, i, k] = source[i, j, k]
 
 

@@ -20,7 +20,7 @@ from numba import cuda
 from ..cpu import _common as cpu_common
 from ._arrays import upload, zeros
 from ._gemm import add_column_sums, add_row, columns, matmul
-from ._jit import kernel
+from ._jit import kernel, row_col
 
 #: :func:`fastrnn.kernels.cpu._common.step_slots` as plain Python, for the host loop.
 step_slots = cpu_common.step_slots.py_func
@@ -66,8 +66,7 @@ def _put_columns(source, first, target):
     cols = source.shape[1]
     if index >= source.shape[0] * cols:
         return
-    r = index // cols
-    c = index - r * cols
+    r, c = row_col(index, cols)
     target[r, first + c] = source[r, c]
 
 
@@ -87,8 +86,7 @@ def _gather_columns(ids, weight_ih, bias, has_bias, out):
     gates = out.shape[1]
     if index >= out.shape[0] * gates:
         return
-    r = index // gates
-    g = index - r * gates
+    r, g = row_col(index, gates)
     value = weight_ih[g, ids[r]]
     out[r, g] = value + bias[g] if has_bias else value
 
@@ -173,8 +171,7 @@ def _output_grad(dh, dy, t, lengths, dh_total):
     width = dh.shape[1]
     if index >= dh.shape[0] * width:
         return
-    b = index // width
-    j = index - b * width
+    b, j = row_col(index, width)
     if t < lengths[b]:
         dh_total[b, j] = dh[b, j] + dy[t, b, j]
     else:
@@ -205,9 +202,9 @@ def _copy_valid(target, source, t, lengths):
     width = target.shape[1]
     if index >= target.shape[0] * width:
         return
-    b = index // width
+    b, j = row_col(index, width)
     if t < lengths[b]:
-        target[b, index - b * width] = source[b, index - b * width]
+        target[b, j] = source[b, j]
 
 
 @kernel("void({f}[:, ::1], {f}[:, ::1], int64, int64[::1])")
@@ -216,8 +213,7 @@ def _masked_copy(source, target, t, lengths):
     width = target.shape[1]
     if index >= target.shape[0] * width:
         return
-    b = index // width
-    j = index - b * width
+    b, j = row_col(index, width)
     if t < lengths[b]:
         target[b, j] = source[b, j]
     else:

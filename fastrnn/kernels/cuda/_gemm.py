@@ -14,7 +14,7 @@ import functools
 import numba
 from numba import cuda
 
-from ._jit import Kernel, kernel
+from ._jit import Kernel, kernel, row_col
 
 #: Side of the square tiles (and thread blocks) of the GEMM. Read at every
 #: launch; tests lower it so that tiny matrices still span several blocks.
@@ -125,8 +125,7 @@ def _add_row(matrix, row):
     cols = matrix.shape[1]
     if index >= matrix.shape[0] * cols:
         return
-    r = index // cols
-    c = index - r * cols
+    r, c = row_col(index, cols)
     matrix[r, c] += row[c]
 
 
@@ -141,8 +140,7 @@ def _copy_columns(source, first, target):
     cols = target.shape[1]
     if index >= target.shape[0] * cols:
         return
-    r = index // cols
-    c = index - r * cols
+    r, c = row_col(index, cols)
     target[r, c] = source[r, first + c]
 
 

@@ -35,6 +35,15 @@ _DEVICE_ACTIVATIONS = {name: _device(getattr(reference_activations, name))
                        for name in ACTIVATION_NAMES}
 
 
+@cuda.jit(device=True)
+def row_col(index, width):
+    """``(row, column)`` of the flat element ``index`` of a row-major array ``width``
+    columns wide: how a one-thread-per-element kernel finds its element. The
+    caller checks ``index`` against the element count first."""
+    row = index // width
+    return row, index - row * width
+
+
 def point_device(function):
     """Compile a pointwise cell function of :mod:`fastrnn.cells` as a CUDA device function."""
     return compile_for_target(function, _device, _DEVICE_ACTIVATIONS)

@@ -19,7 +19,7 @@ from ._common import (OutputGrad, accumulate_input_grads, accumulate_outer, add_
                       entering, input_projection, output_columns, rows, states, step_slots,
                       store_columns)
 from ._gemm import columns, matmul
-from ._jit import kernel, one_of, point_device
+from ._jit import kernel, one_of, point_device, row_col
 
 _gates_point = point_device(gru_gates_point)
 _output_point = point_device(gru_output_point)
@@ -34,8 +34,7 @@ def _gates_step(xproj, rec, h_prev, gates, rh, k, t, lengths, one):
     hidden = h_prev.shape[1]
     if index >= h_prev.shape[0] * hidden:
         return
-    b = index // hidden
-    j = index - b * hidden
+    b, j = row_col(index, hidden)
     if t >= lengths[b]:
         return
     r, z = _gates_point(xproj[t, b, j] + rec[b, j], xproj[t, b, hidden + j] + rec[b, hidden + j],
@@ -53,8 +52,7 @@ def _output_step(xproj, q_source, q_col, b_hn, h_prev, h_next, gates, q_tape, y,
     hidden = h_prev.shape[1]
     if index >= h_prev.shape[0] * hidden:
         return
-    b = index // hidden
-    j = index - b * hidden
+    b, j = row_col(index, hidden)
     if t >= lengths[b]:
         h_next[b, j] = h_prev[b, j]
         q_tape[k, b, j] = 0
@@ -77,8 +75,7 @@ def _backward_step(dh_total, gates, h_before, q_tape, d_ih, d_hh, da_n, direct, 
     hidden = dh_total.shape[1]
     if index >= dh_total.shape[0] * hidden:
         return
-    b = index // hidden
-    j = index - b * hidden
+    b, j = row_col(index, hidden)
     if t >= lengths[b]:
         for gate in range(3):
             d_ih[t, b, gate * hidden + j] = 0
@@ -110,8 +107,7 @@ def _reset_step(d_rh, gates, h_before, d_ih, d_rz, reset, t, lengths, one):
     hidden = d_rh.shape[1]
     if index >= d_rh.shape[0] * hidden:
         return
-    b = index // hidden
-    j = index - b * hidden
+    b, j = row_col(index, hidden)
     if t >= lengths[b]:
         return
     da_r, dh_part = _reset_before_point(d_rh[b, j], gates[t, b, j], h_before[b, j], one)
@@ -127,8 +123,7 @@ def _state_grad_step(dh, dh_rec, direct, reset, t, lengths):
     hidden = dh.shape[1]
     if index >= dh.shape[0] * hidden:
         return
-    b = index // hidden
-    j = index - b * hidden
+    b, j = row_col(index, hidden)
     if t < lengths[b]:
         dh[b, j] = dh_rec[b, j] + direct[b, j] + reset[b, j]
 

@@ -18,7 +18,7 @@ from ._common import (OutputGrad, accumulate_input_grads, accumulate_outer, add_
                       copy_valid, entering, input_projection, leaving, masked_copy,
                       output_columns, rows, states, step_slots, store_columns)
 from ._gemm import matmul
-from ._jit import kernel, one_of, point_device
+from ._jit import kernel, one_of, point_device, row_col
 
 _forward_point = point_device(lstm_forward_point)
 _backward_point = point_device(lstm_backward_point)
@@ -34,8 +34,7 @@ def _forward_step(xproj, rec, peep, c_prev, c_next, h_prev, out, gates, y, k, t,
     hidden = c_prev.shape[1]
     if index >= c_prev.shape[0] * hidden:
         return
-    b = index // hidden
-    j = index - b * hidden
+    b, j = row_col(index, hidden)
     if t >= lengths[b]:
         c_next[b, j] = c_prev[b, j]
         if direct:
@@ -65,8 +64,7 @@ def _projected_step(h_prev, h_next, y, t, lengths):
     width = h_next.shape[1]
     if index >= h_next.shape[0] * width:
         return
-    b = index // width
-    j = index - b * width
+    b, j = row_col(index, width)
     if t < lengths[b]:
         y[t, b, j] = h_next[b, j]
     else:
@@ -81,8 +79,7 @@ def _backward_step(dm, dc_next, dc_prev, gates, c_before, c_after, peep, d_pre, 
     hidden = dc_next.shape[1]
     if index >= dc_next.shape[0] * hidden:
         return
-    b = index // hidden
-    j = index - b * hidden
+    b, j = row_col(index, hidden)
     off_f = 0 if coupled else hidden
     off_g = off_f + hidden
     off_o = off_g + hidden
@@ -114,8 +111,7 @@ def _peephole_sums(d_rows, c_before, c_after, coupled, zero, out):
     hidden = out.shape[1]
     if index >= out.shape[0] * hidden:
         return
-    p = index // hidden
-    j = index - p * hidden
+    p, j = row_col(index, hidden)
     last = p == out.shape[0] - 1
     if coupled:
         offset = 2 * hidden if last else 0
@@ -142,8 +138,8 @@ def _put_rows(source, first, target):
     cols = source.shape[1]
     if index >= source.shape[0] * cols:
         return
-    r = index // cols
-    target[first + r, index - r * cols] = source[r, index - r * cols]
+    r, c = row_col(index, cols)
+    target[first + r, c] = source[r, c]
 
 
 def _peephole_rows(spec, weights, dtype):

@@ -2,7 +2,10 @@
 
 Each kernel runs the per-element update function of
 :mod:`fastrnn.training.optimizers` (:func:`~fastrnn.training.optimizers.sgd_update`,
-:func:`~fastrnn.training.optimizers.adam_update`), compiled here as a CUDA
+:func:`~fastrnn.training.optimizers.adam_update`,
+:func:`~fastrnn.training.optimizers.rmsprop_update`,
+:func:`~fastrnn.training.optimizers.adadelta_update`,
+:func:`~fastrnn.training.optimizers.adagrad_update`), compiled here as a CUDA
 device function from the same Python source the CPU loop inlines. The
 launchers in :data:`STEPS` take the CPU steps' arguments, in the same order,
 so :class:`~fastrnn.training.optimizers.Optimizer` calls either without
@@ -12,11 +15,15 @@ reduction, so results are exact and the same on every run.
 
 from numba import cuda
 
-from ...training.optimizers import adam_update, sgd_update
+from ...training.optimizers import (adadelta_update, adagrad_update, adam_update,
+                                    rmsprop_update, sgd_update)
 from ._jit import kernel
 
 _sgd_update = cuda.jit(device=True)(sgd_update)
 _adam_update = cuda.jit(device=True)(adam_update)
+_rmsprop_update = cuda.jit(device=True)(rmsprop_update)
+_adadelta_update = cuda.jit(device=True)(adadelta_update)
+_adagrad_update = cuda.jit(device=True)(adagrad_update)
 
 
 @kernel("void({f}[::1], {f}[::1], {f}[::1], {f}, {f}, {f}, {f}, boolean, boolean, boolean, "
@@ -54,17 +61,63 @@ def _adam_step(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, weight_decay,
     params[i] = p
 
 
-def sgd_step(params, *args):
-    """GPU twin of ``fastrnn.training.optimizers._sgd_step`` (same arguments)."""
-    if params.size:
-        _sgd_step.over(params.size, params, *args)
+@kernel("void({f}[::1], {f}[::1], {f}[::1], {f}[::1], {f}[::1], {f}, {f}, {f}, boolean, {f}, "
+        "{f}, {f}, {f}, boolean, boolean, boolean)")
+def _rmsprop_step(params, grads, square_avg, grad_avg, buf, neg_lr, alpha, one_minus_alpha,
+                  lerp_small, lerp_coef, eps, weight_decay, momentum, centered, use_momentum,
+                  maximize):
+    i = cuda.grid(1)
+    if i >= params.shape[0]:
+        return
+    a = grad_avg[i] if centered else params[i]     # (a unused when not centered)
+    b = buf[i] if use_momentum else params[i]      # (b unused without momentum)
+    p, s, a, b = _rmsprop_update(params[i], grads[i], square_avg[i], a, b, neg_lr, alpha,
+                                 one_minus_alpha, lerp_small, lerp_coef, eps, weight_decay,
+                                 momentum, centered, use_momentum, maximize)
+    square_avg[i] = s
+    if centered:
+        grad_avg[i] = a
+    if use_momentum:
+        buf[i] = b
+    params[i] = p
 
 
-def adam_step(params, *args):
-    """GPU twin of ``fastrnn.training.optimizers._adam_step`` (same arguments)."""
-    if params.size:
-        _adam_step.over(params.size, params, *args)
+@kernel("void({f}[::1], {f}[::1], {f}[::1], {f}[::1], {f}, {f}, {f}, {f}, {f}, boolean)")
+def _adadelta_step(params, grads, square_avg, acc_delta, neg_lr, rho, one_minus_rho, eps,
+                   weight_decay, maximize):
+    i = cuda.grid(1)
+    if i >= params.shape[0]:
+        return
+    p, s, u = _adadelta_update(params[i], grads[i], square_avg[i], acc_delta[i], neg_lr, rho,
+                               one_minus_rho, eps, weight_decay, maximize)
+    square_avg[i] = s
+    acc_delta[i] = u
+    params[i] = p
+
+
+@kernel("void({f}[::1], {f}[::1], {f}[::1], {f}, {f}, {f}, boolean)")
+def _adagrad_step(params, grads, state_sum, neg_clr, eps, weight_decay, maximize):
+    i = cuda.grid(1)
+    if i >= params.shape[0]:
+        return
+    p, s = _adagrad_update(params[i], grads[i], state_sum[i], neg_clr, eps, weight_decay,
+                           maximize)
+    state_sum[i] = s
+    params[i] = p
+
+
+def _launcher(step):
+    """The GPU twin of the CPU step of the same name: same arguments, one thread per entry."""
+    def launch(params, *args):
+        if params.size:
+            step.over(params.size, params, *args)
+    launch.__name__ = step.function.__name__.lstrip("_")
+    launch.__doc__ = (f"GPU twin of ``fastrnn.training.optimizers.{step.function.__name__}`` "
+                      "(same arguments).")
+    return launch
 
 
 #: The steps that run on the GPU, by the names of ``optimizers._HOST_STEPS``.
-STEPS = {"sgd": sgd_step, "adam": adam_step}
+STEPS = {"sgd": _launcher(_sgd_step), "adam": _launcher(_adam_step),
+         "rmsprop": _launcher(_rmsprop_step), "adadelta": _launcher(_adadelta_step),
+         "adagrad": _launcher(_adagrad_step)}

@@ -16,7 +16,7 @@ from ._common import (OutputGrad, accumulate_input_grads, accumulate_outer, add_
                       copy_valid, entering, input_projection, output_columns, states,
                       step_slots, store_columns)
 from ._gemm import matmul
-from ._jit import kernel, one_of, point_device
+from ._jit import kernel, one_of, point_device, row_col
 
 _forward_point = point_device(rnn_forward_point)
 _backward_point = point_device(rnn_backward_point)
@@ -30,8 +30,7 @@ def _forward_step(xproj, rec, h_prev, h_next, y, t, lengths, nonlinearity, one):
     hidden = h_next.shape[1]
     if index >= h_next.shape[0] * hidden:
         return
-    b = index // hidden
-    j = index - b * hidden
+    b, j = row_col(index, hidden)
     if t >= lengths[b]:
         h_next[b, j] = h_prev[b, j]
         return
@@ -46,8 +45,7 @@ def _backward_step(dh_total, h_after, d_pre, t, lengths, nonlinearity, one):
     hidden = dh_total.shape[1]
     if index >= dh_total.shape[0] * hidden:
         return
-    b = index // hidden
-    j = index - b * hidden
+    b, j = row_col(index, hidden)
     if t >= lengths[b]:
         d_pre[t, b, j] = 0
         return
