@@ -14,6 +14,7 @@ from numba import cuda
 from ...cells.gru import (gru_backward_point, gru_gates_point, gru_output_point,
                           gru_reset_before_point)
 from ..cpu._common import final_slot, tape_length
+from . import persistent
 from ._arrays import add, assign, copy, upload, zeros
 from ._common import (OutputGrad, accumulate_input_grads, accumulate_outer, add_bias_gradient,
                       entering, input_projection, output_columns, rows, states, step_slots,
@@ -172,22 +173,26 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     gates = cuda.device_array((slots, batch, 3 * hidden), dtype)
     q_tape = cuda.device_array((slots, batch, hidden), dtype)
     y_d = output_columns(y, col0, hidden)
-    rec = cuda.device_array((batch, w_rec.shape[0]), dtype)
-    rh = cuda.device_array((batch, hidden), dtype)
-    q_rec = cuda.device_array((batch, hidden), dtype)
-    count = batch * hidden
-    for s in range(steps):
-        t, before, after = step_slots(s, steps, reverse, keep_tape)
-        k = t if keep_tape else 0
-        matmul(hs[before], w_rec, rec, trans_b=True)
-        _gates_step.over(count, xproj, rec, hs[before], gates, rh, k, t, lengths_d, one)
-        if spec.reset_after:
-            q_source, q_col = rec, 2 * hidden
-        else:
-            matmul(rh, whn, q_rec, trans_b=True)
-            q_source, q_col = q_rec, 0
-        _output_step.over(count, xproj, q_source, q_col, b_hn, hs[before], hs[after], gates,
-                          q_tape, y_d, k, t, lengths_d, spec.reset_after, one)
+    if persistent.forward_enabled(batch, hidden):
+        persistent.gru_forward(xproj, w_rec, whn, b_hn, hs, gates, q_tape, y_d, lengths_d, reverse,
+                               keep_tape, spec.reset_after, one)
+    else:
+        rec = cuda.device_array((batch, w_rec.shape[0]), dtype)
+        rh = cuda.device_array((batch, hidden), dtype)
+        q_rec = cuda.device_array((batch, hidden), dtype)
+        count = batch * hidden
+        for s in range(steps):
+            t, before, after = step_slots(s, steps, reverse, keep_tape)
+            k = t if keep_tape else 0
+            matmul(hs[before], w_rec, rec, trans_b=True)
+            _gates_step.over(count, xproj, rec, hs[before], gates, rh, k, t, lengths_d, one)
+            if spec.reset_after:
+                q_source, q_col = rec, 2 * hidden
+            else:
+                matmul(rh, whn, q_rec, trans_b=True)
+                q_source, q_col = q_rec, 0
+            _output_step.over(count, xproj, q_source, q_col, b_hn, hs[before], hs[after], gates,
+                              q_tape, y_d, k, t, lengths_d, spec.reset_after, one)
     store_columns(y, y_d, col0)
     state_n = (hs[final_slot(steps, keep_tape, reverse)],)
     if not keep_tape:
