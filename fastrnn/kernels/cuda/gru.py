@@ -214,23 +214,28 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
     d_ih = cuda.device_array(gates.shape, dtype)
     d_hh = cuda.device_array(gates.shape if reset_after else (1, 1, 1), dtype)
     dh = copy(dstate_n[0])
-    dh_total, dh_rec, direct, da_n, d_rh = (cuda.device_array((batch, hidden), dtype)
-                                            for _ in range(5))
-    reset = zeros((batch, hidden), dtype)
-    d_rz = cuda.device_array((batch, 2 * hidden), dtype)
-    count = batch * hidden
-    for s in range(steps):
-        t, before, _ = step_slots(steps - 1 - s, steps, reverse, True)
-        output.total(dh, t, dh_total)
-        _backward_step.over(count, dh_total, gates, hs[before], q_tape, d_ih, d_hh, da_n, direct,
-                            d_rz, t, lengths, reset_after, one)
-        if reset_after:
-            matmul(d_hh[t], w_rec, dh_rec)
-        else:
-            matmul(da_n, whn, d_rh)
-            _reset_step.over(count, d_rh, gates, hs[before], d_ih, d_rz, reset, t, lengths, one)
-            matmul(d_rz, w_rec, dh_rec)
-        _state_grad_step.over(count, dh, dh_rec, direct, reset, t, lengths)
+    if persistent.backward_enabled(batch, (hidden,), error_clip, error_norms):
+        persistent.gru_backward(output.dy, hs, gates, q_tape, w_rec, whn, d_ih, d_hh, dh, lengths,
+                                reverse, reset_after, one)
+    else:
+        dh_total, dh_rec, direct, da_n, d_rh = (cuda.device_array((batch, hidden), dtype)
+                                                for _ in range(5))
+        reset = zeros((batch, hidden), dtype)
+        d_rz = cuda.device_array((batch, 2 * hidden), dtype)
+        count = batch * hidden
+        for s in range(steps):
+            t, before, _ = step_slots(steps - 1 - s, steps, reverse, True)
+            output.total(dh, t, dh_total)
+            _backward_step.over(count, dh_total, gates, hs[before], q_tape, d_ih, d_hh, da_n,
+                                direct, d_rz, t, lengths, reset_after, one)
+            if reset_after:
+                matmul(d_hh[t], w_rec, dh_rec)
+            else:
+                matmul(da_n, whn, d_rh)
+                _reset_step.over(count, d_rh, gates, hs[before], d_ih, d_rz, reset, t, lengths,
+                                 one)
+                matmul(d_rz, w_rec, dh_rec)
+            _state_grad_step.over(count, dh, dh_rec, direct, reset, t, lengths)
     output.finish()
     accumulate_input_grads(d_ih, x, weights["weight_ih"], grads["weight_ih"], dx)
     grad_hh = grads["weight_hh"]

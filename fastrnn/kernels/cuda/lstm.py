@@ -222,19 +222,24 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
     dh = copy(dstate_n[0])
     dc_next, dc_prev = copy(dstate_n[1]), cuda.device_array((batch, hidden), dtype)
     dh_tape = cuda.device_array((steps if project else 1, batch, out_size), dtype)
-    dm = cuda.device_array((batch, hidden), dtype) if project else None
-    dh_rec = cuda.device_array((batch, out_size), dtype)
-    for s in range(steps):
-        t, before, after = step_slots(steps - 1 - s, steps, reverse, True)
-        dh_total = dh_tape[t] if project else dh_tape[0]
-        output.total(dh, t, dh_total)
-        if project:
-            matmul(dh_total, whr, dm)
-        _backward_step.over(batch * hidden, dm if project else dh_total, dc_next, dc_prev, gates,
-                            cs[before], cs[after], peep, d_pre, t, lengths, spec.coupled, one)
-        matmul(d_pre[t], whh, dh_rec)
-        copy_valid(dh, dh_rec, t, lengths)
-        dc_next, dc_prev = dc_prev, dc_next
+    if persistent.backward_enabled(batch, (hidden, out_size), error_clip, error_norms):
+        persistent.lstm_backward(output.dy, cs, gates, peep, whh, whr, d_pre, dh_tape, dh,
+                                 dc_next, lengths, reverse, spec.coupled, one)
+    else:
+        dm = cuda.device_array((batch, hidden), dtype) if project else None
+        dh_rec = cuda.device_array((batch, out_size), dtype)
+        for s in range(steps):
+            t, before, after = step_slots(steps - 1 - s, steps, reverse, True)
+            dh_total = dh_tape[t] if project else dh_tape[0]
+            output.total(dh, t, dh_total)
+            if project:
+                matmul(dh_total, whr, dm)
+            _backward_step.over(batch * hidden, dm if project else dh_total, dc_next, dc_prev,
+                                gates, cs[before], cs[after], peep, d_pre, t, lengths,
+                                spec.coupled, one)
+            matmul(d_pre[t], whh, dh_rec)
+            copy_valid(dh, dh_rec, t, lengths)
+            dc_next, dc_prev = dc_prev, dc_next
     output.finish()
     accumulate_input_grads(d_pre, x, weights["weight_ih"], grads["weight_ih"], dx)
     accumulate_outer(grads["weight_hh"], d_pre, entering(hs, reverse))

@@ -43,7 +43,7 @@ from ...cells.gru import (gru_backward_point, gru_gates_point, gru_output_point,
                           gru_reset_before_point)
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
 from ...cells.rnn import rnn_backward_point, rnn_forward_point
-from ..cpu._common import state_slots, step_slots
+from ..cpu._common import step_slots
 from ._arrays import swap01
 from ._jit import kernel, point_device
 
@@ -409,3 +409,255 @@ def lstm_forward(xproj, whh, whr, peep, hs, cs, gates, m_tape, y, lengths, rever
     m_tape = m_tape if m_tape is not None else _placeholder(gates.dtype)
     _launch(_lstm_forward, batch, max(hs.shape[2], cs.shape[2]), xproj, _transposed(whh), whr_t,
             peep, hs, cs, gates, m_tape, y, lengths, reverse, keep_tape, coupled, project, one)
+
+
+# ------------------------------------------------------------------ backward
+@kernel("void({f}[:, :, ::1], {f}[:, :, ::1], {f}[:, ::1], {f}[:, :, ::1], {f}[:, ::1], "
+        "int64[::1], boolean, int64, {f}, int64)")
+def _rnn_backward(dy, hs, whh, d_pre, dh, lengths, reverse, nonlinearity, one, rows):
+    dh_sh = cuda.shared.array(SHARED_STATE, dy.dtype)
+    steps, batch, hidden = dy.shape
+    first, count = _block_rows(rows, batch)
+    zero = one - one
+    _load_matrix_rows(dh_sh, dh, first, count, hidden)
+    cuda.syncthreads()
+    for s in range(steps):
+        t, _, after = _step_slots(steps - 1 - s, steps, reverse, True)
+        for e in range(cuda.threadIdx.x, count * hidden, cuda.blockDim.x):
+            r = e // hidden
+            j = e - r * hidden
+            b = first + r
+            if t < lengths[b]:
+                d_pre[t, b, j] = _rnn_backward_point(dh_sh[e] + dy[t, b, j], hs[after, b, j],
+                                                     nonlinearity, one)
+            else:
+                d_pre[t, b, j] = zero
+        cuda.syncthreads()
+        for e in range(cuda.threadIdx.x, count * hidden, cuda.blockDim.x):
+            r = e // hidden
+            b = first + r
+            if t < lengths[b]:
+                dh_sh[e] = _dot(d_pre[t, b], 0, whh, e - r * hidden, hidden, zero)
+        cuda.syncthreads()
+    _store_rows(dh_sh, dh, first, count, hidden)
+
+
+def rnn_backward(dy, hs, whh, d_pre, dh, lengths, reverse, nonlinearity, one):
+    """The time loop of :func:`fastrnn.kernels.cuda.rnn.backward` in one launch.
+
+    Parameters
+    ----------
+    dy : device array, shape (T, B, H)
+        This direction's output gradients.
+    hs : device array, shape (T+1, B, H)
+        The forward's state tape.
+    whh : device array, shape (H, H)
+    d_pre : device array, shape (T, B, H)
+        Written: the pre-activation gradients (0 at padding steps).
+    dh : device array, shape (B, H)
+        ``dL/dh_T`` in, ``dL/dh_0`` out.
+    lengths : device array of int64, shape (B,)
+    reverse : bool
+    nonlinearity : int
+    one : float
+        1 in the working dtype.
+    """
+    steps, batch, hidden = dy.shape
+    if steps:
+        _launch(_rnn_backward, batch, hidden, dy, hs, whh, d_pre, dh, lengths, reverse,
+                nonlinearity, one)
+
+
+@kernel("void({f}[:, :, ::1], {f}[:, :, ::1], {f}[:, :, ::1], {f}[:, :, ::1], {f}[:, ::1], "
+        "{f}[:, ::1], {f}[:, :, ::1], {f}[:, :, ::1], {f}[:, ::1], int64[::1], boolean, boolean, "
+        "{f}, int64)")
+def _gru_backward(dy, hs, gates, q_tape, w_rec, whn, d_ih, d_hh, dh, lengths, reverse,
+                  reset_after, one, rows):
+    dh_sh = cuda.shared.array(SHARED_STATE, dy.dtype)
+    direct_sh = cuda.shared.array(SHARED_STATE, dy.dtype)
+    reset_sh = cuda.shared.array(SHARED_STATE, dy.dtype)
+    steps, batch, hidden = dy.shape
+    first, count = _block_rows(rows, batch)
+    zero = one - one
+    d_rec = d_hh if reset_after else d_ih   # the rows that multiply w_rec
+    _load_matrix_rows(dh_sh, dh, first, count, hidden)
+    cuda.syncthreads()
+    for s in range(steps):
+        t, before, _ = _step_slots(steps - 1 - s, steps, reverse, True)
+        # Phase 1: the pointwise backward of every element.
+        for e in range(cuda.threadIdx.x, count * hidden, cuda.blockDim.x):
+            r = e // hidden
+            j = e - r * hidden
+            b = first + r
+            if t >= lengths[b]:
+                for gate in range(3):
+                    d_ih[t, b, gate * hidden + j] = zero
+                    if reset_after:
+                        d_hh[t, b, gate * hidden + j] = zero
+                continue
+            da_r, da_z, da_n, dq, direct = _gru_backward_point(
+                dh_sh[e] + dy[t, b, j], gates[t, b, j], gates[t, b, hidden + j],
+                gates[t, b, 2 * hidden + j], hs[before, b, j], q_tape[t, b, j], reset_after, one)
+            d_ih[t, b, j] = da_r
+            d_ih[t, b, hidden + j] = da_z
+            d_ih[t, b, 2 * hidden + j] = da_n
+            if reset_after:
+                d_hh[t, b, j] = da_r
+                d_hh[t, b, hidden + j] = da_z
+                d_hh[t, b, 2 * hidden + j] = dq
+            direct_sh[e] = direct
+            reset_sh[e] = zero
+        cuda.syncthreads()
+        if not reset_after:
+            # Phase 2 (reset before the product): da_r from W_hn^T da_n.
+            for e in range(cuda.threadIdx.x, count * hidden, cuda.blockDim.x):
+                r = e // hidden
+                j = e - r * hidden
+                b = first + r
+                if t < lengths[b]:
+                    d_rh = _dot(d_ih[t, b], 2 * hidden, whn, j, hidden, zero)
+                    da_r, part = _gru_reset_before_point(d_rh, gates[t, b, j], hs[before, b, j],
+                                                         one)
+                    d_ih[t, b, j] = da_r
+                    reset_sh[e] = part
+            cuda.syncthreads()
+        # Phase 3: dh_{t-1}.
+        for e in range(cuda.threadIdx.x, count * hidden, cuda.blockDim.x):
+            r = e // hidden
+            b = first + r
+            if t < lengths[b]:
+                dh_sh[e] = (_dot(d_rec[t, b], 0, w_rec, e - r * hidden, w_rec.shape[0], zero)
+                            + direct_sh[e] + reset_sh[e])
+        cuda.syncthreads()
+    _store_rows(dh_sh, dh, first, count, hidden)
+
+
+def gru_backward(dy, hs, gates, q_tape, w_rec, whn, d_ih, d_hh, dh, lengths, reverse,
+                 reset_after, one):
+    """The time loop of :func:`fastrnn.kernels.cuda.gru.backward` in one launch.
+
+    Parameters
+    ----------
+    dy : device array, shape (T, B, H)
+        This direction's output gradients.
+    hs, gates, q_tape : device arrays
+        The forward's tape.
+    w_rec, whn : device arrays
+        As for :func:`gru_forward`.
+    d_ih : device array, shape (T, B, 3H)
+        Written: gradients of the input-side pre-activations.
+    d_hh : device array
+        Written with the reset after the product: those of the recurrent side,
+        (T, B, 3H); unused (any shape) with the reset before.
+    dh : device array, shape (B, H)
+        ``dL/dh_T`` in, ``dL/dh_0`` out.
+    lengths : device array of int64, shape (B,)
+    reverse, reset_after : bool
+    one : float
+        1 in the working dtype.
+    """
+    steps, batch, hidden = dy.shape
+    if steps:
+        _launch(_gru_backward, batch, hidden, dy, hs, gates, q_tape, w_rec,
+                w_rec[:1] if reset_after else whn, d_ih, d_hh, dh, lengths, reverse,
+                reset_after, one)
+
+
+@kernel("void({f}[:, :, ::1], {f}[:, :, ::1], {f}[:, :, ::1], {f}[:, ::1], {f}[:, ::1], "
+        "{f}[:, ::1], {f}[:, :, ::1], {f}[:, :, ::1], {f}[:, ::1], {f}[:, ::1], int64[::1], "
+        "boolean, boolean, boolean, {f}, int64)")
+def _lstm_backward(dy, cs, gates, peep, whh, whr, d_pre, dh_tape, dh, dc, lengths, reverse,
+                   coupled, project, one, rows):
+    dh_sh = cuda.shared.array(SHARED_STATE, dy.dtype)
+    steps, batch, out_size = dy.shape
+    hidden = cs.shape[2]
+    first, count = _block_rows(rows, batch)
+    zero = one - one
+    off_f = 0 if coupled else hidden
+    off_g = off_f + hidden
+    off_o = off_g + hidden
+    _load_matrix_rows(dh_sh, dh, first, count, out_size)
+    cuda.syncthreads()
+    for s in range(steps):
+        t, before, after = _step_slots(steps - 1 - s, steps, reverse, True)
+        if project:
+            # Phase 1 (projection): dL/dh_t, kept for W_hr's gradient.
+            for e in range(cuda.threadIdx.x, count * out_size, cuda.blockDim.x):
+                r = e // out_size
+                p = e - r * out_size
+                b = first + r
+                dh_tape[t, b, p] = dh_sh[e] + dy[t, b, p] if t < lengths[b] else zero
+            cuda.syncthreads()
+        # Phase 2: the pointwise backward of every element; dc in place.
+        for e in range(cuda.threadIdx.x, count * hidden, cuda.blockDim.x):
+            r = e // hidden
+            j = e - r * hidden
+            b = first + r
+            if t >= lengths[b]:
+                if not coupled:
+                    d_pre[t, b, j] = zero
+                d_pre[t, b, off_f + j] = zero
+                d_pre[t, b, off_g + j] = zero
+                d_pre[t, b, off_o + j] = zero
+                continue
+            if project:
+                dm = _dot(dh_tape[t, b], 0, whr, j, out_size, zero)
+            else:
+                dm = dh_sh[e] + dy[t, b, j]
+            f = gates[t, b, off_f + j]
+            i = one - f if coupled else gates[t, b, j]
+            da_i, da_f, da_g, da_o, dc_prev = _lstm_backward_point(
+                dm, dc[b, j], i, f, gates[t, b, off_g + j], gates[t, b, off_o + j],
+                cs[after, b, j], cs[before, b, j], peep[0, j], peep[1, j], peep[2, j], coupled,
+                one)
+            dc[b, j] = dc_prev
+            if not coupled:
+                d_pre[t, b, j] = da_i
+            d_pre[t, b, off_f + j] = da_f
+            d_pre[t, b, off_g + j] = da_g
+            d_pre[t, b, off_o + j] = da_o
+        cuda.syncthreads()
+        # Phase 3: dh_{t-1} = dG_t W_hh.
+        for e in range(cuda.threadIdx.x, count * out_size, cuda.blockDim.x):
+            r = e // out_size
+            b = first + r
+            if t < lengths[b]:
+                dh_sh[e] = _dot(d_pre[t, b], 0, whh, e - r * out_size, whh.shape[0], zero)
+        cuda.syncthreads()
+    _store_rows(dh_sh, dh, first, count, out_size)
+
+
+def lstm_backward(dy, cs, gates, peep, whh, whr, d_pre, dh_tape, dh, dc, lengths, reverse,
+                  coupled, one):
+    """The time loop of :func:`fastrnn.kernels.cuda.lstm.backward` in one launch.
+
+    Parameters
+    ----------
+    dy : device array, shape (T, B, P)
+        This direction's output gradients.
+    cs, gates : device arrays
+        The forward's tape.
+    peep : device array, shape (3, H)
+    whh : device array, shape (G, P)
+    whr : device array of shape (P, H), or None without a projection
+    d_pre : device array, shape (T, B, G)
+        Written: the pre-activation gradients (0 at padding steps).
+    dh_tape : device array
+        With a projection, (T, B, P), written: ``dL/dh_t`` at every step (0 at
+        padding steps), for ``W_hr``'s gradient; unused without one.
+    dh : device array, shape (B, P)
+        ``dL/dh_T`` in, ``dL/dh_0`` out.
+    dc : device array, shape (B, H)
+        ``dL/dc_T`` in, ``dL/dc_0`` out.
+    lengths : device array of int64, shape (B,)
+    reverse, coupled : bool
+    one : float
+        1 in the working dtype.
+    """
+    steps, batch, out_size = dy.shape
+    if not steps:
+        return
+    project = whr is not None
+    _launch(_lstm_backward, batch, max(out_size, dc.shape[1]), dy, cs, gates, peep, whh,
+            whr if project else whh[:1], d_pre, dh_tape, dh, dc, lengths, reverse, coupled,
+            project, one)

@@ -99,14 +99,18 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
     output = OutputGrad(dy, col0, hidden, lengths, error_clip, error_norms)
     d_pre = cuda.device_array((steps, batch, hidden), dtype)
     dh = copy(dstate_n[0])
-    dh_total = cuda.device_array((batch, hidden), dtype)
-    dh_rec = cuda.device_array((batch, hidden), dtype)
-    for s in range(steps):
-        t, _, after = step_slots(steps - 1 - s, steps, reverse, True)
-        output.total(dh, t, dh_total)
-        _backward_step.over(batch * hidden, dh_total, hs[after], d_pre, t, lengths, code, one)
-        matmul(d_pre[t], whh, dh_rec)
-        copy_valid(dh, dh_rec, t, lengths)
+    if persistent.backward_enabled(batch, (hidden,), error_clip, error_norms):
+        persistent.rnn_backward(output.dy, hs, whh, d_pre, dh, lengths, reverse, code, one)
+    else:
+        dh_total = cuda.device_array((batch, hidden), dtype)
+        dh_rec = cuda.device_array((batch, hidden), dtype)
+        for s in range(steps):
+            t, _, after = step_slots(steps - 1 - s, steps, reverse, True)
+            output.total(dh, t, dh_total)
+            _backward_step.over(batch * hidden, dh_total, hs[after], d_pre, t, lengths, code,
+                                one)
+            matmul(d_pre[t], whh, dh_rec)
+            copy_valid(dh, dh_rec, t, lengths)
     output.finish()
     accumulate_input_grads(d_pre, x, weights["weight_ih"], grads["weight_ih"], dx)
     accumulate_outer(grads["weight_hh"], d_pre, entering(hs, reverse))
