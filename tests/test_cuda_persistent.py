@@ -287,7 +287,7 @@ def test_launches_use_the_declared_signatures():
         for dtype in (np.float32, np.float64):
             for cls, options in [(fr.RNN, {}), (fr.GRU, dict(reset_after=False)),
                                  (fr.LSTM, dict(proj_size=2))]:
-                layer = cls(3, 2, dtype=dtype, device="cuda", **options)
+                layer = cls(3, 3, dtype=dtype, device="cuda", **options)
                 y, _, tape = layer.forward(np.ones((2, 1, 3), dtype))
                 layer.backward(tape, np.ones_like(y))
     finally:
