@@ -54,3 +54,12 @@ SPLIT_MIN_ROWS = int(os.environ.get("FASTRNN_SPLIT_MIN_ROWS", 8))
 #: it splits its hidden units, each thread keeping its rows of ``W_hh``.
 SPLIT_MAX_WEIGHT_BYTES = int(os.environ.get("FASTRNN_SPLIT_MAX_WEIGHT_BYTES", 512 * 1024))
 LSTM_SPLIT_MIN_ROWS = int(os.environ.get("FASTRNN_LSTM_SPLIT_MIN_ROWS", 32))
+#: CUDA backend: run each direction of a recurrent layer as one persistent
+#: kernel launch (the whole time loop on the device, :mod:`fastrnn.kernels.
+#: cuda.persistent`) when its batch has at most
+#: :data:`CUDA_PERSISTENT_MAX_BATCH` sequences; larger batches (and variants it
+#: does not cover) take the per-step path, a GEMM and pointwise kernels per
+#: step. ``FASTRNN_CUDA_PERSISTENT=0`` always takes the per-step path. Both are
+#: read at each call. The threshold is a guess: it has not been timed on a GPU.
+CUDA_PERSISTENT = _env_flag("FASTRNN_CUDA_PERSISTENT", True)
+CUDA_PERSISTENT_MAX_BATCH = int(os.environ.get("FASTRNN_CUDA_PERSISTENT_MAX_BATCH", 32))

@@ -18,7 +18,7 @@ pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip insta
                                          "'fastrnn[cuda]')")
 
 import fastrnn as fr  # noqa: E402
-from fastrnn import device  # noqa: E402
+from fastrnn import config, device  # noqa: E402
 
 if not device.cuda_status()[0]:
     pytest.skip(f"device='cuda' is not usable: {device.cuda_status()[1]}",
@@ -42,15 +42,17 @@ TOL32 = 1e-5
 
 @pytest.fixture(autouse=True, scope="module")
 def small_launches():
-    """Blocks of 8 threads and 4x4 GEMM tiles; under the simulator, a short GIL
-    switch interval (its scheduler polls its threads: 10x faster)."""
-    saved = _jit.BLOCK, _gemm.TILE, sys.getswitchinterval()
-    _jit.BLOCK, _gemm.TILE = 8, 4
+    """Blocks of 8 threads and 4x4 GEMM tiles; the per-step scans (the persistent ones
+    are ``test_cuda_persistent.py``'s); under the simulator, a short GIL switch
+    interval (its scheduler polls its threads: 10x faster)."""
+    saved = _jit.BLOCK, _gemm.TILE, sys.getswitchinterval(), config.CUDA_PERSISTENT
+    _jit.BLOCK, _gemm.TILE, config.CUDA_PERSISTENT = 8, 4, False
     if device.cuda_simulated():
         sys.setswitchinterval(5e-5)
     yield
     _jit.BLOCK, _gemm.TILE = saved[:2]
     sys.setswitchinterval(saved[2])
+    config.CUDA_PERSISTENT = saved[3]
 
 
 def _layers(cls, dtype, **options):
@@ -314,7 +316,9 @@ def test_launches_use_the_declared_signatures():
         assert actual in declared, f"{name} launched with {actual}, declares {declared}"
         launched.add(name)
     tile = _gemm.TILE
-    unlaunched = {name for name in _jit.KERNELS if "gemm[" not in name} - launched
+    # (the persistent scans' kernels are checked by test_cuda_persistent.py)
+    unlaunched = {name for name in _jit.KERNELS
+                  if "gemm[" not in name and ".persistent." not in name} - launched
     assert not unlaunched, f"kernels these runs never launched: {sorted(unlaunched)}"
     assert {f"{_gemm.__name__}.gemm[tile={tile},{f}]" for f in _jit.FLOAT_TYPES} <= launched
 

@@ -33,7 +33,7 @@ def test_every_kernel_compiles_to_ptx(cc):
         pytest.skip(report["reason"])
     assert not report["failed"], "\n".join(report["failed"])
     kernels = {entry.rsplit(" ", 1)[0] for entry in report["compiled"]}
-    for module in ("rnn", "gru", "lstm", "_common", "_gemm"):
+    for module in ("rnn", "gru", "lstm", "persistent", "_common", "_gemm"):
         assert any(f"fastrnn.kernels.cuda.{module}." in name for name in kernels), module
     assert len(report["compiled"]) >= 2 * 20
     assert not report["float64_in_float32"], (

@@ -7,7 +7,8 @@ backend takes NumPy arrays (weights and gradients are views of the layer's
 device-resident flat buffers). ``EMBEDDING`` is the embedding table's pair,
 which has no CPU twin (the CPU layer indexes NumPy arrays). Each scan runs
 one kernel launch per step for the pointwise math around a tiled
-shared-memory GEMM (:mod:`._gemm`).
+shared-memory GEMM (:mod:`._gemm`), or, for small batches, the whole time
+loop in one launch (:mod:`.persistent`).
 ``ARRAYS`` holds the device-array operations the layers apply between scans
 (:mod:`._arrays`). Importing this package imports ``numba.cuda``
 (and so needs numba-cuda), which is why only :mod:`fastrnn.device` imports it,

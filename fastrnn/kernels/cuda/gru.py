@@ -14,6 +14,7 @@ from numba import cuda
 from ...cells.gru import (gru_backward_point, gru_gates_point, gru_output_point,
                           gru_reset_before_point)
 from ..cpu._common import final_slot, tape_length
+from . import persistent
 from ._arrays import add, assign, copy, upload, zeros
 from ._common import (OutputGrad, accumulate_input_grads, accumulate_outer, add_bias_gradient,
                       entering, input_projection, output_columns, rows, states, step_slots,
@@ -167,22 +168,26 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     gates = cuda.device_array((slots, batch, 3 * hidden), dtype)
     q_tape = cuda.device_array((slots, batch, hidden), dtype)
     y_d = output_columns(y, col0, hidden)
-    rec = cuda.device_array((batch, w_rec.shape[0]), dtype)
-    rh = cuda.device_array((batch, hidden), dtype)
-    q_rec = cuda.device_array((batch, hidden), dtype)
-    count = batch * hidden
-    for s in range(steps):
-        t, before, after = step_slots(s, steps, reverse, keep_tape)
-        k = t if keep_tape else 0
-        matmul(hs[before], w_rec, rec, trans_b=True)
-        _gates_step.over(count, xproj, rec, hs[before], gates, rh, k, t, lengths_d, one)
-        if spec.reset_after:
-            q_source, q_col = rec, 2 * hidden
-        else:
-            matmul(rh, whn, q_rec, trans_b=True)
-            q_source, q_col = q_rec, 0
-        _output_step.over(count, xproj, q_source, q_col, b_hn, hs[before], hs[after], gates,
-                          q_tape, y_d, k, t, lengths_d, spec.reset_after, one)
+    if persistent.forward_enabled(batch, hidden):
+        persistent.gru_forward(xproj, w_rec, whn, b_hn, hs, gates, q_tape, y_d, lengths_d, reverse,
+                               keep_tape, spec.reset_after, one)
+    else:
+        rec = cuda.device_array((batch, w_rec.shape[0]), dtype)
+        rh = cuda.device_array((batch, hidden), dtype)
+        q_rec = cuda.device_array((batch, hidden), dtype)
+        count = batch * hidden
+        for s in range(steps):
+            t, before, after = step_slots(s, steps, reverse, keep_tape)
+            k = t if keep_tape else 0
+            matmul(hs[before], w_rec, rec, trans_b=True)
+            _gates_step.over(count, xproj, rec, hs[before], gates, rh, k, t, lengths_d, one)
+            if spec.reset_after:
+                q_source, q_col = rec, 2 * hidden
+            else:
+                matmul(rh, whn, q_rec, trans_b=True)
+                q_source, q_col = q_rec, 0
+            _output_step.over(count, xproj, q_source, q_col, b_hn, hs[before], hs[after], gates,
+                              q_tape, y_d, k, t, lengths_d, spec.reset_after, one)
     store_columns(y, y_d, col0)
     state_n = (hs[final_slot(steps, keep_tape, reverse)],)
     if not keep_tape:
@@ -204,23 +209,28 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
     d_ih = cuda.device_array(gates.shape, dtype)
     d_hh = cuda.device_array(gates.shape if reset_after else (1, 1, 1), dtype)
     dh = copy(dstate_n[0])
-    dh_total, dh_rec, direct, da_n, d_rh = (cuda.device_array((batch, hidden), dtype)
-                                            for _ in range(5))
-    reset = zeros((batch, hidden), dtype)
-    d_rz = cuda.device_array((batch, 2 * hidden), dtype)
-    count = batch * hidden
-    for s in range(steps):
-        t, before, _ = step_slots(steps - 1 - s, steps, reverse, True)
-        output.total(dh, t, dh_total)
-        _backward_step.over(count, dh_total, gates, hs[before], q_tape, d_ih, d_hh, da_n, direct,
-                            d_rz, t, lengths, reset_after, one)
-        if reset_after:
-            matmul(d_hh[t], w_rec, dh_rec)
-        else:
-            matmul(da_n, whn, d_rh)
-            _reset_step.over(count, d_rh, gates, hs[before], d_ih, d_rz, reset, t, lengths, one)
-            matmul(d_rz, w_rec, dh_rec)
-        _state_grad_step.over(count, dh, dh_rec, direct, reset, t, lengths)
+    if persistent.backward_enabled(batch, (hidden,), error_clip, error_norms):
+        persistent.gru_backward(output.dy, hs, gates, q_tape, w_rec, whn, d_ih, d_hh, dh, lengths,
+                                reverse, reset_after, one)
+    else:
+        dh_total, dh_rec, direct, da_n, d_rh = (cuda.device_array((batch, hidden), dtype)
+                                                for _ in range(5))
+        reset = zeros((batch, hidden), dtype)
+        d_rz = cuda.device_array((batch, 2 * hidden), dtype)
+        count = batch * hidden
+        for s in range(steps):
+            t, before, _ = step_slots(steps - 1 - s, steps, reverse, True)
+            output.total(dh, t, dh_total)
+            _backward_step.over(count, dh_total, gates, hs[before], q_tape, d_ih, d_hh, da_n,
+                                direct, d_rz, t, lengths, reset_after, one)
+            if reset_after:
+                matmul(d_hh[t], w_rec, dh_rec)
+            else:
+                matmul(da_n, whn, d_rh)
+                _reset_step.over(count, d_rh, gates, hs[before], d_ih, d_rz, reset, t, lengths,
+                                 one)
+                matmul(d_rz, w_rec, dh_rec)
+            _state_grad_step.over(count, dh, dh_rec, direct, reset, t, lengths)
     output.finish()
     accumulate_input_grads(d_ih, x, weights["weight_ih"], grads["weight_ih"], dx)
     grad_hh = grads["weight_hh"]

@@ -13,6 +13,7 @@ from numba import cuda
 
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
 from ..cpu._common import final_slot, tape_length
+from . import persistent
 from ._arrays import add, copy, upload, zeros
 from ._common import (OutputGrad, accumulate_input_grads, accumulate_outer, add_bias_gradient,
                       copy_valid, entering, input_projection, leaving, masked_copy,
@@ -174,19 +175,23 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     m = cuda.device_array((batch, hidden), dtype) if project else None
     m_tape = cuda.device_array((slots, batch, hidden), dtype) if project and keep_tape else None
     y_d = output_columns(y, col0, out_size)
-    rec = cuda.device_array((batch, xproj.shape[2]), dtype)
-    for s in range(steps):
-        t, before, after = step_slots(s, steps, reverse, keep_tape)
-        k = t if keep_tape else 0
-        matmul(hs[before], whh, rec, trans_b=True)
-        _forward_step.over(batch * hidden, xproj, rec, peep, cs[before], cs[after], hs[before],
-                           m if project else hs[after], gates, y_d, k, t, lengths_d,
-                           spec.coupled, not project, one)
-        if project:
-            matmul(m, whr, hs[after], trans_b=True)
-            _projected_step.over(batch * out_size, hs[before], hs[after], y_d, t, lengths_d)
-            if keep_tape:
-                masked_copy(m, m_tape[t], t, lengths_d)
+    if persistent.forward_enabled(batch, hidden, out_size):
+        persistent.lstm_forward(xproj, whh, whr, peep, hs, cs, gates, m_tape, y_d, lengths_d,
+                                reverse, keep_tape, spec.coupled, one)
+    else:
+        rec = cuda.device_array((batch, xproj.shape[2]), dtype)
+        for s in range(steps):
+            t, before, after = step_slots(s, steps, reverse, keep_tape)
+            k = t if keep_tape else 0
+            matmul(hs[before], whh, rec, trans_b=True)
+            _forward_step.over(batch * hidden, xproj, rec, peep, cs[before], cs[after],
+                               hs[before], m if project else hs[after], gates, y_d, k, t,
+                               lengths_d, spec.coupled, not project, one)
+            if project:
+                matmul(m, whr, hs[after], trans_b=True)
+                _projected_step.over(batch * out_size, hs[before], hs[after], y_d, t, lengths_d)
+                if keep_tape:
+                    masked_copy(m, m_tape[t], t, lengths_d)
     store_columns(y, y_d, col0)
     last = final_slot(steps, keep_tape, reverse)
     state_n = (hs[last], cs[last])
@@ -213,19 +218,24 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
     dh = copy(dstate_n[0])
     dc_next, dc_prev = copy(dstate_n[1]), cuda.device_array((batch, hidden), dtype)
     dh_tape = cuda.device_array((steps if project else 1, batch, out_size), dtype)
-    dm = cuda.device_array((batch, hidden), dtype) if project else None
-    dh_rec = cuda.device_array((batch, out_size), dtype)
-    for s in range(steps):
-        t, before, after = step_slots(steps - 1 - s, steps, reverse, True)
-        dh_total = dh_tape[t] if project else dh_tape[0]
-        output.total(dh, t, dh_total)
-        if project:
-            matmul(dh_total, whr, dm)
-        _backward_step.over(batch * hidden, dm if project else dh_total, dc_next, dc_prev, gates,
-                            cs[before], cs[after], peep, d_pre, t, lengths, spec.coupled, one)
-        matmul(d_pre[t], whh, dh_rec)
-        copy_valid(dh, dh_rec, t, lengths)
-        dc_next, dc_prev = dc_prev, dc_next
+    if persistent.backward_enabled(batch, (hidden, out_size), error_clip, error_norms):
+        persistent.lstm_backward(output.dy, cs, gates, peep, whh, whr, d_pre, dh_tape, dh,
+                                 dc_next, lengths, reverse, spec.coupled, one)
+    else:
+        dm = cuda.device_array((batch, hidden), dtype) if project else None
+        dh_rec = cuda.device_array((batch, out_size), dtype)
+        for s in range(steps):
+            t, before, after = step_slots(steps - 1 - s, steps, reverse, True)
+            dh_total = dh_tape[t] if project else dh_tape[0]
+            output.total(dh, t, dh_total)
+            if project:
+                matmul(dh_total, whr, dm)
+            _backward_step.over(batch * hidden, dm if project else dh_total, dc_next, dc_prev,
+                                gates, cs[before], cs[after], peep, d_pre, t, lengths,
+                                spec.coupled, one)
+            matmul(d_pre[t], whh, dh_rec)
+            copy_valid(dh, dh_rec, t, lengths)
+            dc_next, dc_prev = dc_prev, dc_next
     output.finish()
     accumulate_input_grads(d_pre, x, weights["weight_ih"], grads["weight_ih"], dx)
     accumulate_outer(grads["weight_hh"], d_pre, entering(hs, reverse))

@@ -11,6 +11,7 @@ from numba import cuda
 
 from ...cells.rnn import RELU, TANH, rnn_backward_point, rnn_forward_point
 from ..cpu._common import final_slot
+from . import persistent
 from ._arrays import add, copy, upload
 from ._common import (OutputGrad, accumulate_input_grads, accumulate_outer, add_bias_gradient,
                       copy_valid, entering, input_projection, output_columns, states,
@@ -68,12 +69,15 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     whh = weights["weight_hh"]
     hs = states(state0[0], steps, keep_tape, reverse)
     y_d = output_columns(y, col0, hidden)
-    rec = cuda.device_array((batch, hidden), y.dtype)
-    for s in range(steps):
-        t, before, after = step_slots(s, steps, reverse, keep_tape)
-        matmul(hs[before], whh, rec, trans_b=True)
-        _forward_step.over(batch * hidden, xproj, rec, hs[before], hs[after], y_d, t, lengths_d,
-                           code, one)
+    if persistent.forward_enabled(batch, hidden):
+        persistent.rnn_forward(xproj, whh, hs, y_d, lengths_d, reverse, keep_tape, code, one)
+    else:
+        rec = cuda.device_array((batch, hidden), y.dtype)
+        for s in range(steps):
+            t, before, after = step_slots(s, steps, reverse, keep_tape)
+            matmul(hs[before], whh, rec, trans_b=True)
+            _forward_step.over(batch * hidden, xproj, rec, hs[before], hs[after], y_d, t,
+                               lengths_d, code, one)
     store_columns(y, y_d, col0)
     state_n = (hs[final_slot(steps, keep_tape, reverse)],)
     if not keep_tape:
@@ -93,14 +97,18 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
     output = OutputGrad(dy, col0, hidden, lengths, error_clip, error_norms)
     d_pre = cuda.device_array((steps, batch, hidden), dtype)
     dh = copy(dstate_n[0])
-    dh_total = cuda.device_array((batch, hidden), dtype)
-    dh_rec = cuda.device_array((batch, hidden), dtype)
-    for s in range(steps):
-        t, _, after = step_slots(steps - 1 - s, steps, reverse, True)
-        output.total(dh, t, dh_total)
-        _backward_step.over(batch * hidden, dh_total, hs[after], d_pre, t, lengths, code, one)
-        matmul(d_pre[t], whh, dh_rec)
-        copy_valid(dh, dh_rec, t, lengths)
+    if persistent.backward_enabled(batch, (hidden,), error_clip, error_norms):
+        persistent.rnn_backward(output.dy, hs, whh, d_pre, dh, lengths, reverse, code, one)
+    else:
+        dh_total = cuda.device_array((batch, hidden), dtype)
+        dh_rec = cuda.device_array((batch, hidden), dtype)
+        for s in range(steps):
+            t, _, after = step_slots(steps - 1 - s, steps, reverse, True)
+            output.total(dh, t, dh_total)
+            _backward_step.over(batch * hidden, dh_total, hs[after], d_pre, t, lengths, code,
+                                one)
+            matmul(d_pre[t], whh, dh_rec)
+            copy_valid(dh, dh_rec, t, lengths)
     output.finish()
     accumulate_input_grads(d_pre, x, weights["weight_ih"], grads["weight_ih"], dx)
     accumulate_outer(grads["weight_hh"], d_pre, entering(hs, reverse))
