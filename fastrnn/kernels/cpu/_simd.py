@@ -99,6 +99,9 @@ def _tile(rows, vectors, full=True):
     return tile
 
 
+# One intrinsic per tile shape, and one driver per tile width below: numba takes
+# no intrinsic as an argument, and a driver built by a factory closing over its
+# tiles is not found again in numba's on-disk cache (measured: no cache hits).
 _tile_8x2, _tile_4x2, _tile_2x2, _tile_1x2 = (_tile(rows, 2) for rows in (8, 4, 2, 1))
 _tile_8x1, _tile_4x1, _tile_2x1, _tile_1x1 = (_tile(rows, 1) for rows in (8, 4, 2, 1))
 _column = _tile(1, 1, full=False)
