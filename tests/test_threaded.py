@@ -105,6 +105,29 @@ def test_threaded_equals_blas_path(threaded, monkeypatch, variant):
         assert_close(a, b, 1e-13, "threaded vs BLAS path")
 
 
+@pytest.mark.parametrize("in_scan", [True, False], ids=["input-in-scan", "projected-first"])
+def test_narrow_input_in_the_scan_equals_the_projection_first(threaded, monkeypatch, in_scan):
+    """Narrow dense input: the input's product computed inside each step (the default
+    up to ``config.LSTM_INPUT_IN_SCAN`` features) and the one-GEMM projection before
+    the scan both match the BLAS path."""
+    layer = fr.LSTM(3, 13, bidirectional=True, dtype=np.float64, seed=5)
+    x, lengths, dy, dh_n = _odd_sized_call()
+    monkeypatch.setattr(config, "LSTM_INPUT_IN_SCAN", 64 if in_scan else 0)
+    features = []
+    scan = lstm_threaded.forward_scan
+
+    def recorded(*args):
+        features.append(args[2].shape[2])   # x handed to the scan: empty when projected first
+        return scan(*args)
+    monkeypatch.setattr(lstm_threaded, "forward_scan", recorded)
+    got = _run(layer, x, lengths, dy, dh_n)
+    assert features == ([3, 3] if in_scan else [0, 0])
+    monkeypatch.setattr(config, "PARALLEL", False)
+    want = _run(layer, x, lengths, dy, dh_n)
+    for a, b in zip(got, want):
+        assert_close(a, b, 1e-13, "threaded vs BLAS path")
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_threaded_results_do_not_depend_on_thread_count(threaded, monkeypatch, dtype):
     """Blocks of units per thread change with the thread count; no result bit does."""

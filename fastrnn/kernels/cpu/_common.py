@@ -90,6 +90,14 @@ def row_index(steps, batch):
     return index
 
 
+@functools.lru_cache(maxsize=64)
+def zero_index(steps, batch):
+    """A (steps, batch) int64 array of zeros: every step and sequence reading row 0."""
+    index = np.zeros((steps, batch), dtype=np.int64)
+    index.flags.writeable = False
+    return index
+
+
 @scan_jit
 def _gather_rows(ids, table, out):
     for r in range(ids.shape[0]):

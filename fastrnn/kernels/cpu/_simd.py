@@ -36,26 +36,28 @@ VECTOR_BYTES = 64 if "+avx512f" in llvm_binding.get_host_cpu_features().flatten(
 
 
 def _tile(rows, vectors, full=True):
-    """Intrinsic ``tile(a, a0, lda, w, w0, ldw, depth, out, o0, ldo)`` for one tile shape.
+    """Intrinsic ``tile(a, a0, lda, w, w0, ldw, depth, out, o0, ldo, accumulate)`` for one tile
+    shape.
 
     With ``L`` lanes per vector (:data:`VECTOR_BYTES` over the item size, or 1
     when not ``full``: the same arithmetic on single columns), it sets
     ``out.flat[o0 + r * ldo + c] = sum_{k < depth} a.flat[a0 + r * lda + k] *
-    w.flat[w0 + k * ldw + c]`` for ``r < rows`` and ``c < vectors * L``: every
-    offset counts elements from the start of a C-contiguous array.
+    w.flat[w0 + k * ldw + c]`` for ``r < rows`` and ``c < vectors * L`` (adds the sum
+    to what is there when ``accumulate``): every offset counts elements from the
+    start of a C-contiguous array.
     """
     @intrinsic
-    def tile(typingctx, a, a0, lda, w, w0, ldw, depth, out, o0, ldo):
+    def tile(typingctx, a, a0, lda, w, w0, ldw, depth, out, o0, ldo, accumulate):
         arrays = (a, w, out)
         if not all(isinstance(x, types.Array) and x.layout == "C" for x in arrays):
             return None
         if a.dtype not in (types.float32, types.float64) or any(
                 x.dtype != a.dtype for x in arrays):
             return None
-        signature = types.void(a, a0, lda, w, w0, ldw, depth, out, o0, ldo)
+        signature = types.void(a, a0, lda, w, w0, ldw, depth, out, o0, ldo, accumulate)
 
         def codegen(context, builder, sig, args):
-            a_arg, a0, lda, w_arg, w0, ldw, depth, out_arg, o0, ldo = args
+            a_arg, a0, lda, w_arg, w0, ldw, depth, out_arg, o0, ldo, accumulate = args
             item = context.get_value_type(a.dtype)
             size = a.dtype.bitwidth // 8
             lanes = VECTOR_BYTES // size if full else 1
@@ -71,9 +73,18 @@ def _tile(rows, vectors, full=True):
             sums = [[cgutils.alloca_once_value(builder, ir.Constant(vector, None))
                      for _ in range(vectors)] for _ in range(rows)]
             a_rows = [builder.add(a0, builder.mul(lda, index(r))) for r in range(rows)]
+            out_rows = [builder.add(o0, builder.mul(ldo, index(r))) for r in range(rows)]
 
             def vector_at(pointer, offset):
                 return builder.bitcast(builder.gep(pointer, [offset]), vector.as_pointer())
+
+            def out_vector(r, v):
+                return vector_at(out_ptr, builder.add(out_rows[r], index(v * lanes)))
+
+            with builder.if_then(accumulate):
+                for r in range(rows):
+                    for v in range(vectors):
+                        builder.store(builder.load(out_vector(r, v), align=size), sums[r][v])
 
             with cgutils.for_range(builder, depth) as loop:
                 k = loop.index
@@ -89,10 +100,8 @@ def _tile(rows, vectors, full=True):
                                                    builder.load(sums[r][v])])
                         builder.store(total, sums[r][v])
             for r in range(rows):
-                out_row = builder.add(o0, builder.mul(ldo, index(r)))
                 for v in range(vectors):
-                    target = vector_at(out_ptr, builder.add(out_row, index(v * lanes)))
-                    builder.store(builder.load(sums[r][v]), target, align=size)
+                    builder.store(builder.load(sums[r][v]), out_vector(r, v), align=size)
             return context.get_dummy_value()
 
         return signature, codegen
@@ -108,41 +117,59 @@ _column = _tile(1, 1, full=False)
 
 
 @row_jit
-def _double_columns(a, w, w0, out, c0):
+def _double_columns(a, w, w0, out, c0, accumulate):
     """Tiles of 2 vectors of columns at ``w0``/``c0`` for every row of ``a``."""
     rows, depth = a.shape
     ldw, ldo = w.shape[1], out.shape[1]
     i = 0
     while i + 8 <= rows:
-        _tile_8x2(a, i * depth, depth, w, w0, ldw, depth, out, i * ldo + c0, ldo)
+        _tile_8x2(a, i * depth, depth, w, w0, ldw, depth, out, i * ldo + c0, ldo, accumulate)
         i += 8
     if i + 4 <= rows:
-        _tile_4x2(a, i * depth, depth, w, w0, ldw, depth, out, i * ldo + c0, ldo)
+        _tile_4x2(a, i * depth, depth, w, w0, ldw, depth, out, i * ldo + c0, ldo, accumulate)
         i += 4
     if i + 2 <= rows:
-        _tile_2x2(a, i * depth, depth, w, w0, ldw, depth, out, i * ldo + c0, ldo)
+        _tile_2x2(a, i * depth, depth, w, w0, ldw, depth, out, i * ldo + c0, ldo, accumulate)
         i += 2
     if i < rows:
-        _tile_1x2(a, i * depth, depth, w, w0, ldw, depth, out, i * ldo + c0, ldo)
+        _tile_1x2(a, i * depth, depth, w, w0, ldw, depth, out, i * ldo + c0, ldo, accumulate)
 
 
 @row_jit
-def _single_columns(a, w, w0, out, c0):
+def _single_columns(a, w, w0, out, c0, accumulate):
     """Tiles of 1 vector of columns at ``w0``/``c0`` for every row of ``a``."""
     rows, depth = a.shape
     ldw, ldo = w.shape[1], out.shape[1]
     i = 0
     while i + 8 <= rows:
-        _tile_8x1(a, i * depth, depth, w, w0, ldw, depth, out, i * ldo + c0, ldo)
+        _tile_8x1(a, i * depth, depth, w, w0, ldw, depth, out, i * ldo + c0, ldo, accumulate)
         i += 8
     if i + 4 <= rows:
-        _tile_4x1(a, i * depth, depth, w, w0, ldw, depth, out, i * ldo + c0, ldo)
+        _tile_4x1(a, i * depth, depth, w, w0, ldw, depth, out, i * ldo + c0, ldo, accumulate)
         i += 4
     if i + 2 <= rows:
-        _tile_2x1(a, i * depth, depth, w, w0, ldw, depth, out, i * ldo + c0, ldo)
+        _tile_2x1(a, i * depth, depth, w, w0, ldw, depth, out, i * ldo + c0, ldo, accumulate)
         i += 2
     if i < rows:
-        _tile_1x1(a, i * depth, depth, w, w0, ldw, depth, out, i * ldo + c0, ldo)
+        _tile_1x1(a, i * depth, depth, w, w0, ldw, depth, out, i * ldo + c0, ldo, accumulate)
+
+
+@row_jit
+def _panel(a, w, w0, cols, out, c0, accumulate):
+    lanes = VECTOR_BYTES // a.itemsize
+    c = 0
+    while c + 2 * lanes <= cols:
+        _double_columns(a, w, w0 + c, out, c0 + c, accumulate)
+        c += 2 * lanes
+    if c + lanes <= cols:
+        _single_columns(a, w, w0 + c, out, c0 + c, accumulate)
+        c += lanes
+    rows, depth = a.shape
+    ldw, ldo = w.shape[1], out.shape[1]
+    for i in range(rows):
+        for col in range(c, cols):
+            _column(a, i * depth, depth, w, w0 + col, ldw, depth, out, i * ldo + c0 + col, ldo,
+                    accumulate)
 
 
 @row_jit
@@ -165,16 +192,11 @@ def panel_product(a, w, w0, cols, out, c0):
     Every sum over k runs in order, in one fused multiply-add per term, so an
     element's value depends only on its row of ``a`` and column of ``w``.
     """
-    lanes = VECTOR_BYTES // a.itemsize
-    c = 0
-    while c + 2 * lanes <= cols:
-        _double_columns(a, w, w0 + c, out, c0 + c)
-        c += 2 * lanes
-    if c + lanes <= cols:
-        _single_columns(a, w, w0 + c, out, c0 + c)
-        c += lanes
-    rows, depth = a.shape
-    ldw, ldo = w.shape[1], out.shape[1]
-    for i in range(rows):
-        for col in range(c, cols):
-            _column(a, i * depth, depth, w, w0 + col, ldw, depth, out, i * ldo + c0 + col, ldo)
+    _panel(a, w, w0, cols, out, c0, False)
+
+
+@row_jit
+def panel_product_add(a, w, w0, cols, out, c0):
+    """:func:`panel_product` adding into ``out`` instead of overwriting it: each sum
+    over k starts from the element's value in ``out``."""
+    _panel(a, w, w0, cols, out, c0, True)

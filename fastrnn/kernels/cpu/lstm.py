@@ -16,10 +16,9 @@ from ... import config
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
 from ._common import (accumulate_input_grads, accumulate_outer, add_into, bias_gradient,
                       entering_states, error_guard, final_slot, guard_step_error,
-                      input_projection, is_tokens,
-                      recurrent_preactivation, recurrent_product, row_index, run_scan, scratch,
-                      split_kernel, state_buffer, step_slots, tape_length, token_table,
-                      transposed)
+                      input_projection, is_tokens, recurrent_preactivation, recurrent_product,
+                      row_index, run_scan, scratch, split_kernel, state_buffer, step_slots,
+                      tape_length, token_table, transposed, zero_index)
 from ._gemm import SPLIT, batch_block, split_project
 from ._jit import par_jit, point_jit, row_jit, scan_jit
 from ._threads import (batch_blocks, blas_threads_for, note_scan_pool, single_blas_thread,
@@ -229,14 +228,19 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     mode = _scan_mode(spec, batch, dtype)
     if mode == "units":
         with single_blas_thread():
+            wih = weights["weight_ih"]
+            x_in_scan, wih_in_scan = np.empty((steps, batch, 0), dtype), wih[:, :0]
             if is_tokens(x):
-                xtable, xindex = token_table(weights["weight_ih"], bias), x.reshape(steps, batch)
+                xtable, xindex = token_table(wih, bias), x.reshape(steps, batch)
+            elif x.shape[2] <= config.LSTM_INPUT_IN_SCAN:
+                xtable = (np.zeros(wih.shape[0], dtype) if bias is None else bias)[None, :]
+                xindex, x_in_scan, wih_in_scan = zero_index(steps, batch), x, wih
             else:
-                xproj = input_projection(x, weights["weight_ih"], bias, split_project)
+                xproj = input_projection(x, wih, bias, split_project)
                 xtable, xindex = xproj.reshape(steps * batch, -1), row_index(steps, batch)
-            lstm_threaded.forward_scan(xtable, xindex, weights["weight_hh"], peep, lengths,
-                                       reverse, keep_tape, spec.coupled, y, col0, hs, cs, gates,
-                                       unit_chunk(hidden))
+            lstm_threaded.forward_scan(xtable, xindex, x_in_scan, wih_in_scan,
+                                       weights["weight_hh"], peep, lengths, reverse, keep_tape,
+                                       spec.coupled, y, col0, hs, cs, gates, unit_chunk(hidden))
         m_tape = None
     else:
         blocks = SPLIT if mode == "blocks" else 1

@@ -21,7 +21,7 @@ from numba import prange
 
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
 from ._common import guarded_output_grad, step_slots
-from ._simd import panel_product
+from ._simd import panel_product, panel_product_add
 from ._jit import inline_jit, par_jit, point_jit, row_jit
 
 _forward_point = point_jit(lstm_forward_point)
@@ -121,30 +121,36 @@ def _backward_units(dh, dy, dc_next, g_i, g_f, g_g, g_o, c_before, c_after, w_i,
 
 
 @row_jit
-def _pack_panel(whh, j0, chunk, n_gates, panel):
-    """``panel[k, gate * chunk + u] = whh[gate * H + j0 + u, k]``: the block's rows of
-    ``W_hh`` (G, H) transposed into the (H, gates * chunk) panel its products read
-    (units past the last one stay zero)."""
-    hidden = whh.shape[1]
+def _pack_panel(weight, hidden, j0, chunk, n_gates, panel):
+    """``panel[k, gate * chunk + u] = weight[gate * H + j0 + u, k]``: the block's rows of
+    ``W_hh`` or ``W_ih`` (G, K) transposed into the (K, gates * chunk) panel its
+    products read (units past the last one stay zero)."""
+    depth = weight.shape[1]
     units = min(hidden, j0 + chunk) - j0
     for gate in range(n_gates):
         for u0 in range(0, units, 32):  # 32 x 32 tiles: both sides stay in cache
-            for k0 in range(0, hidden, 32):
-                for k in range(k0, min(k0 + 32, hidden)):
+            for k0 in range(0, depth, 32):
+                for k in range(k0, min(k0 + 32, depth)):
                     for u in range(u0, min(u0 + 32, units)):
-                        panel[k, gate * chunk + u] = whh[gate * hidden + j0 + u, k]
+                        panel[k, gate * chunk + u] = weight[gate * hidden + j0 + u, k]
 
 
 @par_jit
-def forward_scan(xtable, xindex, whh, peep, lengths, reverse, keep, coupled, y, col0, hs, cs,
-                 gates, chunk):
+def forward_scan(xtable, xindex, x, wih, whh, peep, lengths, reverse, keep, coupled, y, col0, hs,
+                 cs, gates, chunk):
     """Forward scan of one direction; arguments as :func:`.lstm._forward_scan`
     (no projection) plus ``chunk``, the hidden units of each thread's block.
 
     The input pre-activations of step ``t``, sequence ``b`` are the row
-    ``xtable[xindex[t, b]]``: the input projection's rows (``xindex`` counting
-    them) or, for token input, ``W_ih^T + bias`` (V, G) indexed by the tokens,
-    so one-hot input is never projected into a (T, B, G) array at all.
+    ``xtable[xindex[t, b]]`` plus, when ``x`` (T, B, I) has features, ``x[t, b] @
+    wih.T``. So they are either the rows of an input projection computed before
+    the scan (``xindex`` counting them; ``x`` empty), or, for token input,
+    ``W_ih^T + bias`` (V, G) indexed by the tokens (one-hot input is never
+    projected into a (T, B, G) array at all), or, for narrow dense input, the
+    bias (``xtable`` (1, G), ``xindex`` zeros) plus the input's product, which
+    each thread computes in the step itself, from a ``W_ih`` panel of its own,
+    before adding the recurrent product to it: no (T, B, G) projection is
+    written and read back.
     """
     steps, batch = xindex.shape
     width = xtable.shape[1]
@@ -155,8 +161,12 @@ def forward_scan(xtable, xindex, whh, peep, lengths, reverse, keep, coupled, y, 
     one = np.ones(1, xtable.dtype)[0]
     recurrent = np.empty((n_chunks, batch, n_gates * chunk), xtable.dtype)
     panels = np.zeros((n_chunks, hidden, n_gates * chunk), xtable.dtype)
+    inputs = x.shape[2]
+    input_panels = np.zeros((n_chunks, inputs, n_gates * chunk), xtable.dtype)
     for block in prange(n_chunks):
-        _pack_panel(whh, block * chunk, chunk, n_gates, panels[block])
+        _pack_panel(whh, hidden, block * chunk, chunk, n_gates, panels[block])
+        if inputs > 0:
+            _pack_panel(wih, hidden, block * chunk, chunk, n_gates, input_panels[block])
     for s in range(steps):
         t, before, after = step_slots(s, steps, reverse, keep)
         k = t if keep else 0
@@ -166,7 +176,11 @@ def forward_scan(xtable, xindex, whh, peep, lengths, reverse, keep, coupled, y, 
             j1 = min(hidden, j0 + chunk)
             n = j1 - j0
             rec = recurrent[block]
-            panel_product(h_prev, panels[block], 0, n_gates * chunk, rec, 0)
+            if inputs > 0:
+                panel_product(x[t], input_panels[block], 0, n_gates * chunk, rec, 0)
+                panel_product_add(h_prev, panels[block], 0, n_gates * chunk, rec, 0)
+            else:
+                panel_product(h_prev, panels[block], 0, n_gates * chunk, rec, 0)
             # (offset in rec, offset in xproj/gates) of gates i, f, g, o
             offsets = (0, first * chunk, (first + 1) * chunk, (first + 2) * chunk, j0,
                        first * hidden + j0, (first + 1) * hidden + j0, (first + 2) * hidden + j0)
