@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fastrnn.kernels.cpu._simd import VECTOR_BYTES, panel_product
+from fastrnn.kernels.cpu._simd import K_BLOCK, VECTOR_BYTES, panel_product, panel_product_add
 
 DTYPES = [np.float32, np.float64]
 
@@ -26,7 +26,7 @@ def test_matches_the_float64_product_for_every_tile_and_remainder(rows, dtype):
     # column counts around every tile boundary: double vectors, one vector, single columns
     for cols in sorted({1, lanes - 1, lanes, lanes + 1, 2 * lanes, 2 * lanes + 3,
                         3 * lanes + 1, 5 * lanes + lanes // 2}):
-        for depth in (1, 5, 64):
+        for depth in (1, 5, 64, K_BLOCK + 37):   # the last one runs in two passes
             a, w = _operands(rng, rows, depth, cols, dtype, w0=3, extra=2)
             out = np.full((rows, cols + 7), 99.0, dtype)
             panel_product(a, w, 3, cols, out, 4)
@@ -44,7 +44,7 @@ def test_each_element_is_computed_the_same_way_in_any_tile(dtype):
     bits whether it falls in an 8-row tile, a remainder tile or the single-column tail."""
     rng = np.random.default_rng(7)
     lanes = _lanes(dtype)
-    rows, depth, cols = 19, 100, 2 * lanes + lanes + 5
+    rows, depth, cols = 19, K_BLOCK + 100, 2 * lanes + lanes + 5
     a, w = _operands(rng, rows, depth, cols, dtype)
     whole = np.empty((rows, cols), dtype)
     panel_product(a, w, 0, cols, whole, 0)
@@ -86,3 +86,17 @@ def test_rejects_arrays_that_are_not_c_contiguous():
     w = np.ones((3, 32), np.float32)
     with pytest.raises(TypingError):
         panel_product(a, w, 0, 32, np.empty((8, 32), np.float32), 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_adding_form_adds_to_what_is_there(dtype):
+    rng = np.random.default_rng(11)
+    lanes = _lanes(dtype)
+    rows, depth, cols = 11, K_BLOCK + 9, 2 * lanes + 3
+    a, w = _operands(rng, rows, depth, cols, dtype)
+    start = rng.standard_normal((rows, cols)).astype(dtype)
+    out = start.copy()
+    panel_product_add(a, w, 0, cols, out, 0)
+    expected = start.astype(np.float64) + a.astype(np.float64) @ w.astype(np.float64)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out, expected, rtol=tol, atol=tol)
