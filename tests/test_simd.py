@@ -100,3 +100,49 @@ def test_the_adding_form_adds_to_what_is_there(dtype):
     expected = start.astype(np.float64) + a.astype(np.float64) @ w.astype(np.float64)
     tol = 1e-4 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(out, expected, rtol=tol, atol=tol)
+
+
+def test_weight_panels_pad_rows_that_would_collide_in_cache():
+    from fastrnn.kernels.cpu._common import weight_panel
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((512, 96)).astype(np.float32)   # w.T rows: 512 floats, 2 KiB
+    panel = weight_panel(w, transpose=True)
+    assert panel.shape == (96, 512 + 16) and panel.flags.c_contiguous
+    np.testing.assert_array_equal(panel[:, :512], w.T)
+    assert (panel[:, 512:] == 0).all()
+    odd = rng.standard_normal((96, 100))                      # 800-byte rows: used as they are
+    assert weight_panel(odd) is odd
+    np.testing.assert_array_equal(weight_panel(odd, transpose=True), odd.T)
+
+
+@pytest.mark.parametrize("kind, hidden, dtype, options", [
+    ("RNN", 256, np.float64, {}),                     # W_hh.T rows of 2 KiB: padded
+    ("LSTM", 64, np.float64, {}),                     # 4H = 256 float64: padded
+    ("GRU", 256, np.float32, {"reset_after": False}),  # 2H and H rows of 2 and 1 KiB
+], ids=["rnn", "lstm", "gru-reset-before"])
+def test_layers_with_padded_panels_match_torch(kind, hidden, dtype, options):
+    """The shapes where the panels' rows are padded, forward and backward against torch."""
+    from . import _torch_ref
+    _torch_ref.load_torch()
+    import fastrnn as fr
+    layer = getattr(fr, kind)(5, hidden, dtype=dtype, seed=3, **options)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((6, 3, 5)).astype(dtype)
+    dy = rng.standard_normal((6, 3, hidden)).astype(dtype)
+    y, _, tape = layer.forward(x)
+    dx, _ = layer.backward(tape, dy)
+    if options:  # torch has no reset-before GRU: the float64 reference of this repository
+        from . import reference
+        ref_y, _ = reference.layer_forward("gru", layer.state_dict(), x.astype(np.float64),
+                                           (np.zeros((1, 3, hidden)),), None, 1, False,
+                                           reset_after=False)
+        np.testing.assert_allclose(y, ref_y, rtol=1e-5, atol=1e-5)
+        return
+    zeros = np.zeros((1, 3, hidden), dtype)
+    dh_n = (zeros, zeros) if kind == "LSTM" else zeros
+    ty, _, tdx, _, tgrads = _torch_ref.torch_forward_backward(layer, x, None, None, dy, dh_n)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(y, ty, rtol=tol, atol=tol)
+    np.testing.assert_allclose(dx, tdx, rtol=tol, atol=tol)
+    np.testing.assert_allclose(layer.grads["weight_hh_l0"], tgrads["weight_hh_l0"], rtol=tol,
+                               atol=tol)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ._blas import gemm
 from ._gemm import split_dot_add, split_outer_add, split_project
-from ._simd import panel_product
+from ._simd import padded_columns, panel_product
 from ._jit import inline_jit, row_jit, scan_jit
 
 _thread_scratch = threading.local()
@@ -390,18 +390,35 @@ def transposed(matrix):
     return target
 
 
+def weight_panel(matrix, transpose=False):
+    """``matrix`` (or ``matrix.T``) as the (K, N) panel of a recurrent product: C-contiguous,
+    its rows padded (:func:`~._simd.padded_columns`) when their length would make the
+    product's reads collide in cache; ``matrix`` itself when it is already so."""
+    rows, cols = matrix.shape[::-1] if transpose else matrix.shape
+    width = padded_columns(cols, matrix.dtype.itemsize)
+    if width == cols:
+        return transposed(matrix) if transpose else np.ascontiguousarray(matrix)
+    panel = np.zeros((rows, width), matrix.dtype)
+    if transpose:
+        _transpose_tiled(matrix, panel[:, :cols])
+    else:
+        panel[:, :cols] = matrix
+    return panel
+
+
 @inline_jit
 def recurrent_preactivation(h, panel, base, out):
     """``out = base + h @ panel``: the input projection of a step plus its recurrent product,
     so the pointwise loops read one array of pre-activations."""
-    panel_product(h, panel, 0, panel.shape[1], out, 0)
+    panel_product(h, panel, 0, out.shape[1], out, 0)
     for row in range(out.shape[0]):
         add_into(out[row], base[row], out[row])
 
 
 @inline_jit
 def recurrent_product(h, panel, product):
-    """``product = h @ panel`` for a (B, K) state and a (K, N) panel of weights.
+    """``product = h @ panel[:, :N]`` for a (B, K) state, a (K, >= N) panel of weights
+    (:func:`weight_panel`) and a (B, N) ``product``.
 
     :func:`~._simd.panel_product`, written into ``product`` in place: the
     weights' (K, N) orientation is ``W_hh.T`` for a forward step and ``W_hh``
@@ -411,7 +428,7 @@ def recurrent_product(h, panel, product):
     fits the core's L2 cache, and equal beyond it (64 x 512 by 512 x 2048);
     float64 1.1-2x.
     """
-    panel_product(h, panel, 0, panel.shape[1], product, 0)
+    panel_product(h, panel, 0, product.shape[1], product, 0)
 
 
 @row_jit

@@ -15,7 +15,7 @@ from ._common import (accumulate_input_grads, accumulate_outer, column_sums, ent
                       error_guard, final_slot, guarded_output_grad, input_projection,
                       recurrent_product,
                       run_scan, scratch, split_kernel, state_buffer, step_slots, tape_length,
-                      transposed)
+                      weight_panel)
 from ._gemm import batch_block
 from ._jit import par_jit, point_jit, scan_jit
 from ._threads import batch_blocks, blas_threads_for, note_scan_pool
@@ -35,7 +35,7 @@ def _forward_rows(xproj, w_rec_t, whn_t, b_hn, lengths, reverse, keep, reset_aft
     hidden = hs.shape[2]
     rows = b1 - b0
     one = np.ones(1, xproj.dtype)[0]
-    rec = np.empty((rows, w_rec_t.shape[1]), xproj.dtype)
+    rec = np.empty((rows, (3 if reset_after else 2) * hidden), xproj.dtype)
     rh = np.zeros((rows, hidden), xproj.dtype)
     q_rec = np.empty((rows, hidden), xproj.dtype)
     for s in range(steps):
@@ -199,7 +199,8 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     hs = state_buffer(state0[0], steps, keep_tape, reverse)
     gates = np.empty((slots, batch, 3 * hidden), dtype)
     q_tape = np.empty((slots, batch, hidden), dtype)
-    args = (transposed(w_rec), transposed(whn), b_hn, lengths, reverse, keep_tape,
+    args = (weight_panel(w_rec, transpose=True), weight_panel(whn, transpose=True), b_hn, lengths,
+            reverse, keep_tape,
             spec.reset_after, y, col0, hs, gates, q_tape)
     with blas_threads_for(blocks > 1):
         run_scan(blocks, _forward_blocks, _forward_rows, batch,
@@ -223,7 +224,8 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
             else np.empty((0, batch, 3 * hidden), dtype))
     dh0 = np.empty((batch, hidden), dtype)
     w_rec, whn = _recurrent_weights(spec, weights)
-    args = (dy, col0, dstate_n[0], w_rec, whn, tape["lengths"], reverse,
+    args = (dy, col0, dstate_n[0], weight_panel(w_rec), weight_panel(whn), tape["lengths"],
+            reverse,
             spec.reset_after, hs, gates, tape["q"], d_ih, d_hh, dh0,
             *error_guard(error_clip, error_norms))
     grad_hh = grads["weight_hh"]

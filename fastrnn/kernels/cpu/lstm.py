@@ -18,7 +18,7 @@ from ._common import (accumulate_input_grads, accumulate_outer, add_into, bias_g
                       entering_states, error_guard, final_slot, guard_step_error,
                       input_projection, is_tokens, recurrent_preactivation, recurrent_product,
                       row_index, run_scan, scratch, split_kernel, state_buffer, step_slots,
-                      tape_length, token_table, transposed, zero_index)
+                      tape_length, token_table, weight_panel, zero_index)
 from ._gemm import SPLIT, batch_block, split_project
 from ._jit import par_jit, point_jit, row_jit, scan_jit
 from ._threads import (batch_blocks, blas_threads_for, note_scan_pool, single_blas_thread,
@@ -244,10 +244,11 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
         m_tape = None
     else:
         blocks = SPLIT if mode == "blocks" else 1
-        whr_t = transposed(weights["weight_hr"]) if project else np.empty((0, 0), dtype)
+        whr_t = (weight_panel(weights["weight_hr"], transpose=True) if project
+                 else np.empty((0, 0), dtype))
         m_tape = np.empty((slots if project else 1, batch, hidden), dtype)
-        args = (transposed(weights["weight_hh"]), whr_t, peep, lengths, reverse, keep_tape, spec.coupled, y,
-                col0, hs, cs, gates, m_tape)
+        args = (weight_panel(weights["weight_hh"], transpose=True), whr_t, peep, lengths, reverse,
+                keep_tape, spec.coupled, y, col0, hs, cs, gates, m_tape)
         with blas_threads_for(blocks > 1):
             run_scan(blocks, _forward_blocks, _forward_rows, batch,
                      input_projection(x, weights["weight_ih"], bias, split_kernel(blocks)), *args)
@@ -334,8 +335,8 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
                                         d_pre, dh0, dc0, unit_chunk(hidden), *guard)
         else:
             dh_tape = scratch("dh_tape", (steps if project else 1, batch, out), dtype)
-            whr = weights["weight_hr"] if project else np.empty((0, 0), dtype)
-            args = (dy, col0, dstate_n[0], dstate_n[1], weights["weight_hh"], whr,
+            whr = weight_panel(weights["weight_hr"]) if project else np.empty((0, 0), dtype)
+            args = (dy, col0, dstate_n[0], dstate_n[1], weight_panel(weights["weight_hh"]), whr,
                     tape["lengths"], reverse, spec.coupled, peep, cs, gates, d_pre, dh_tape, dh0,
                     dc0, *guard)
             run_scan(SPLIT if mode == "blocks" else 1, _backward_blocks, _backward_rows, batch,

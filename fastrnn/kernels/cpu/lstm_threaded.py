@@ -3,8 +3,9 @@
 Each thread owns a block of hidden units ``j0:j1`` for the whole scan. Per step
 it computes the recurrent pre-activations of its units for every gate
 (:func:`~._simd.panel_product` over a panel of its own: the rows
-``gate * H + j0 : gate * H + j1`` of ``W_hh`` transposed once per scan), adds the input projection and runs the pointwise math, writing its
-columns of the states, the gates and the output: no transpose, no second pass,
+``gate * H + j0 : gate * H + j1`` of ``W_hh`` transposed once per scan), adds
+the input projection and runs the pointwise math, writing its columns of the
+states, the gates and the output: no transpose, no second pass,
 and its rows of ``W_hh`` stay in its core's cache. The backward step has two
 parallel phases: the pointwise backward of each block, then each block's
 columns of ``dh_{t-1} = d_pre W_hh`` (its columns of ``W_hh`` copied into a
@@ -21,7 +22,7 @@ from numba import prange
 
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
 from ._common import guarded_output_grad, step_slots
-from ._simd import panel_product, panel_product_add
+from ._simd import padded_columns, panel_product, panel_product_add
 from ._jit import inline_jit, par_jit, point_jit, row_jit
 
 _forward_point = point_jit(lstm_forward_point)
@@ -160,9 +161,10 @@ def forward_scan(xtable, xindex, x, wih, whh, peep, lengths, reverse, keep, coup
     n_chunks = (hidden + chunk - 1) // chunk
     one = np.ones(1, xtable.dtype)[0]
     recurrent = np.empty((n_chunks, batch, n_gates * chunk), xtable.dtype)
-    panels = np.zeros((n_chunks, hidden, n_gates * chunk), xtable.dtype)
+    width = padded_columns(n_gates * chunk, xtable.itemsize)
+    panels = np.zeros((n_chunks, hidden, width), xtable.dtype)
     inputs = x.shape[2]
-    input_panels = np.zeros((n_chunks, inputs, n_gates * chunk), xtable.dtype)
+    input_panels = np.zeros((n_chunks, inputs, width), xtable.dtype)
     for block in prange(n_chunks):
         _pack_panel(whh, hidden, block * chunk, chunk, n_gates, panels[block])
         if inputs > 0:
@@ -200,7 +202,7 @@ def backward_scan(dy, col0, dh_n, dc_n, whh, lengths, reverse, coupled, peep, cs
     hidden = dc_n.shape[1]
     first = 0 if coupled else 1
     n_chunks = (hidden + chunk - 1) // chunk
-    panels = np.empty((n_chunks, width, chunk), d_pre.dtype)
+    panels = np.empty((n_chunks, width, padded_columns(chunk, d_pre.itemsize)), d_pre.dtype)
     for block in prange(n_chunks):
         j0 = block * chunk
         units = min(hidden, j0 + chunk) - j0

@@ -11,7 +11,7 @@ from ...cells.rnn import RELU, TANH, rnn_backward_point, rnn_forward_point
 from ._common import (accumulate_input_grads, accumulate_outer, bias_gradient, entering_states,
                       error_guard, final_slot, guarded_output_grad, input_projection,
                       recurrent_product,
-                      run_scan, scratch, split_kernel, state_buffer, step_slots, transposed)
+                      run_scan, scratch, split_kernel, state_buffer, step_slots, weight_panel)
 from ._gemm import batch_block
 from ._jit import par_jit, point_jit, scan_jit
 from ._threads import batch_blocks, blas_threads_for, note_scan_pool
@@ -104,7 +104,7 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     blocks = _blocks(spec, batch)
     bias = weights["bias_ih"] + weights["bias_hh"] if spec.bias else None
     hs = state_buffer(state0[0], steps, keep_tape, reverse)
-    args = (transposed(weights["weight_hh"]), lengths, reverse, keep_tape,
+    args = (weight_panel(weights["weight_hh"], transpose=True), lengths, reverse, keep_tape,
             _NONLINEARITY_CODES[spec.nonlinearity], y, col0, hs)
     with blas_threads_for(blocks > 1):
         run_scan(blocks, _forward_blocks, _forward_rows, batch,
@@ -123,7 +123,7 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
     blocks = _blocks(spec, batch)
     d_pre = scratch("d_pre", (steps, batch, spec.hidden_size), hs.dtype)
     dh0 = np.empty((batch, spec.hidden_size), hs.dtype)
-    args = (dy, col0, dstate_n[0], weights["weight_hh"], tape["lengths"], reverse,
+    args = (dy, col0, dstate_n[0], weight_panel(weights["weight_hh"]), tape["lengths"], reverse,
             _NONLINEARITY_CODES[spec.nonlinearity], hs, d_pre, dh0,
             *error_guard(error_clip, error_norms))
     with blas_threads_for(blocks > 1):
