@@ -146,3 +146,33 @@ def test_layers_with_padded_panels_match_torch(kind, hidden, dtype, options):
     np.testing.assert_allclose(dx, tdx, rtol=tol, atol=tol)
     np.testing.assert_allclose(layer.grads["weight_hh_l0"], tgrads["weight_hh_l0"], rtol=tol,
                                atol=tol)
+
+
+@pytest.mark.parametrize("kind, options", [("GRU", {"reset_after": False}), ("GRU", {}),
+                                           ("LSTM", {"peephole": True})],
+                         ids=["gru-reset-before", "gru", "lstm-peephole"])
+def test_backward_at_padded_shapes_matches_a_directional_difference(kind, options):
+    """float64 layers whose panels are all padded (H = 256: rows of 2 or 4 KiB): the
+    gradient's component along a random direction of (x, every parameter) against a
+    central difference of the loss along it."""
+    import fastrnn as fr
+    layer = getattr(fr, kind)(4, 256, dtype=np.float64, seed=8, **options)
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((5, 2, 4))
+    dy = rng.standard_normal((5, 2, 256))
+    dx_dir = rng.standard_normal(x.shape)
+    p_dir = rng.standard_normal(layer.flat_params.shape)
+    start = layer.flat_params.copy()
+
+    def loss(eps):
+        layer.flat_params[...] = start + eps * p_dir
+        return float((layer(x + eps * dx_dir)[0] * dy).sum())
+
+    step = 1e-5
+    numeric = (loss(step) - loss(-step)) / (2 * step)
+    layer.flat_params[...] = start
+    layer.zero_grad()
+    _, _, tape = layer.forward(x)
+    dx, _ = layer.backward(tape, dy)
+    analytic = float((dx * dx_dir).sum() + (layer.flat_grads * p_dir).sum())
+    assert abs(analytic - numeric) <= 1e-7 * max(1.0, abs(numeric))
