@@ -38,3 +38,7 @@ def test_every_kernel_compiles_to_ptx(cc):
     assert len(report["compiled"]) >= 2 * 20
     assert not report["float64_in_float32"], (
         f"float32 kernels computing in float64: {report['float64_in_float32']}")
+    assert not report["shared_over_limit"], (
+        f"static shared memory over 48 KiB: {report['shared_over_limit']}")
+    assert not report["unresolved_calls"], (
+        f"calls to functions missing from the PTX: {report['unresolved_calls']}")

@@ -252,13 +252,15 @@ class OutputGrad:
         self.host_norms = error_norms
         self.record = error_norms is not None
         self.norms = upload(error_norms if self.record else np.zeros((1, 1)))
+        #: Whether the guard does anything (clips, or records norms).
+        self.guarded = self.clip > 0.0 or self.record
 
     def total(self, dh, t, out):
         """``out = dh + dy[t]`` for valid sequences (0 for the others), then guarded:
         each valid row's 2-norm recorded and, above ``error_clip``, scaled down to it."""
         batch, width = dh.shape
         _output_grad.over(batch * width, dh, self.dy, t, self.lengths, out)
-        if self.clip > 0.0 or self.record:
+        if self.guarded:
             _guard.over(batch, out, t, self.lengths, self.clip, self.norms, self.record)
 
     def finish(self):

@@ -209,8 +209,8 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
     d_ih = cuda.device_array(gates.shape, dtype)
     d_hh = cuda.device_array(gates.shape if reset_after else (1, 1, 1), dtype)
     dh = copy(dstate_n[0])
-    if persistent.backward_enabled(batch, (hidden,), error_clip, error_norms):
-        persistent.gru_backward(output.dy, hs, gates, q_tape, w_rec, whn, d_ih, d_hh, dh, lengths,
+    if persistent.backward_enabled(batch, hidden):
+        persistent.gru_backward(output, hs, gates, q_tape, w_rec, whn, d_ih, d_hh, dh, lengths,
                                 reverse, reset_after, one)
     else:
         dh_total, dh_rec, direct, da_n, d_rh = (cuda.device_array((batch, hidden), dtype)

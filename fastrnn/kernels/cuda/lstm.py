@@ -218,8 +218,8 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
     dh = copy(dstate_n[0])
     dc_next, dc_prev = copy(dstate_n[1]), cuda.device_array((batch, hidden), dtype)
     dh_tape = cuda.device_array((steps if project else 1, batch, out_size), dtype)
-    if persistent.backward_enabled(batch, (hidden, out_size), error_clip, error_norms):
-        persistent.lstm_backward(output.dy, cs, gates, peep, whh, whr, d_pre, dh_tape, dh,
+    if persistent.backward_enabled(batch, hidden, out_size):
+        persistent.lstm_backward(output, cs, gates, peep, whh, whr, d_pre, dh_tape, dh,
                                  dc_next, lengths, reverse, spec.coupled, one)
     else:
         dm = cuda.device_array((batch, hidden), dtype) if project else None

@@ -97,8 +97,8 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
     output = OutputGrad(dy, col0, hidden, lengths, error_clip, error_norms)
     d_pre = cuda.device_array((steps, batch, hidden), dtype)
     dh = copy(dstate_n[0])
-    if persistent.backward_enabled(batch, (hidden,), error_clip, error_norms):
-        persistent.rnn_backward(output.dy, hs, whh, d_pre, dh, lengths, reverse, code, one)
+    if persistent.backward_enabled(batch, hidden):
+        persistent.rnn_backward(output, hs, whh, d_pre, dh, lengths, reverse, code, one)
     else:
         dh_total = cuda.device_array((batch, hidden), dtype)
         dh_rec = cuda.device_array((batch, hidden), dtype)
