@@ -54,10 +54,10 @@ SPLIT_MIN_ROWS = int(os.environ.get("FASTRNN_SPLIT_MIN_ROWS", 8))
 #: it splits its hidden units, each thread keeping its rows of ``W_hh``.
 SPLIT_MAX_WEIGHT_BYTES = int(os.environ.get("FASTRNN_SPLIT_MAX_WEIGHT_BYTES", 512 * 1024))
 LSTM_SPLIT_MIN_ROWS = int(os.environ.get("FASTRNN_LSTM_SPLIT_MIN_ROWS", 32))
-#: An LSTM scan split by hidden units computes the input's product inside each
-#: step, from a ``W_ih`` panel per thread, when the input has at most this many
-#: features (no (T, B, 4H) input projection is written and read back); wider
-#: inputs are projected by one GEMM before the scan.
+#: An LSTM scan computes the input's product inside each step (from a ``W_ih``
+#: panel: per thread when split by hidden units) when the dense input has at
+#: most this many features, so no (T, B, 4H) input projection is written and
+#: read back; wider inputs are projected by one GEMM before the scan.
 LSTM_INPUT_IN_SCAN = int(os.environ.get("FASTRNN_LSTM_INPUT_IN_SCAN", 64))
 #: CUDA backend: run each direction of a recurrent layer as one persistent
 #: kernel launch (the whole time loop on the device, :mod:`fastrnn.kernels.

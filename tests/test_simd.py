@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fastrnn.kernels.cpu._simd import K_BLOCK, VECTOR_BYTES, panel_product, panel_product_add
+from fastrnn.kernels.cpu._simd import K_BLOCK, VECTOR_BYTES, _panel, panel_product
 
 DTYPES = [np.float32, np.float64]
 
@@ -90,13 +90,14 @@ def test_rejects_arrays_that_are_not_c_contiguous():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_the_adding_form_adds_to_what_is_there(dtype):
+    """The form each pass after the first of a long sum uses (``accumulate``)."""
     rng = np.random.default_rng(11)
     lanes = _lanes(dtype)
     rows, depth, cols = 11, K_BLOCK + 9, 2 * lanes + 3
     a, w = _operands(rng, rows, depth, cols, dtype)
     start = rng.standard_normal((rows, cols)).astype(dtype)
     out = start.copy()
-    panel_product_add(a, w, 0, cols, out, 0)
+    _panel(a, w, 0, cols, out, 0, True)
     expected = start.astype(np.float64) + a.astype(np.float64) @ w.astype(np.float64)
     tol = 1e-4 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(out, expected, rtol=tol, atol=tol)

@@ -225,10 +225,3 @@ def panel_product(a, w, w0, cols, out, c0):
     element's value depends only on its row of ``a`` and column of ``w``.
     """
     _panel(a, w, w0, cols, out, c0, False)
-
-
-@row_jit
-def panel_product_add(a, w, w0, cols, out, c0):
-    """:func:`panel_product` adding into ``out`` instead of overwriting it: each sum
-    over k starts from the element's value in ``out``."""
-    _panel(a, w, w0, cols, out, c0, True)

@@ -20,6 +20,7 @@ from ._common import (accumulate_input_grads, accumulate_outer, add_into, bias_g
                       row_index, run_scan, scratch, split_kernel, state_buffer, step_slots,
                       tape_length, token_table, weight_panel, zero_index)
 from ._gemm import SPLIT, batch_block, split_project
+from ._simd import panel_product
 from ._jit import par_jit, point_jit, row_jit, scan_jit
 from ._threads import (batch_blocks, blas_threads_for, note_scan_pool, single_blas_thread,
                        unit_chunk, use_parallel_scan)
@@ -70,25 +71,40 @@ def _backward_row(dm, dc_next, gates, c_before, c_after, p_i, p_f, p_o, coupled,
 
 
 @scan_jit
-def _forward_rows(xproj, whh_t, whr_t, peep, lengths, reverse, keep, coupled, y, col0, hs, cs,
-                  gates, m_tape, b0, b1):
+def _forward_rows(xproj, x, wih_t, bias, whh_t, whr_t, peep, lengths, reverse, keep, coupled, y,
+                  col0, hs, cs, gates, m_tape, b0, b1):
     """Forward scan of the sequences ``b0:b1`` (each one independent of the others);
-    ``whh_t`` and ``whr_t`` are ``W_hh.T`` and ``W_hr.T``, C-contiguous."""
+    ``whh_t`` and ``whr_t`` are ``W_hh.T`` and ``W_hr.T`` panels (:func:`weight_panel`).
+
+    The input pre-activations are ``xproj`` (T, B, G), or, when ``x`` (T, B, I) has
+    features, ``x[t] @ wih_t + bias``, computed in the step (``xproj`` then has no
+    columns; the same sums, in the same order, as a projection before the scan,
+    so one-hot input still equals token ids bit for bit): see :func:`forward`.
+    """
     steps = xproj.shape[0]
+    in_scan = x.shape[2] > 0
     hidden = cs.shape[2]
     out = hs.shape[2]
     rows = b1 - b0
     project = whr_t.shape[0] > 0
     one = np.ones(1, xproj.dtype)[0]
     p_i, p_f, p_o = peep[0], peep[1], peep[2]
-    rec = np.empty((rows, xproj.shape[2]), xproj.dtype)
+    width = gates.shape[2]
+    rec = np.empty((rows, width), xproj.dtype)
+    x_step = np.empty((rows if in_scan else 0, width), xproj.dtype)
     m = np.zeros((rows, hidden), xproj.dtype)
     for s in range(steps):
         t, before, after = step_slots(s, steps, reverse, keep)
         k = t if keep else 0
         h_prev, c_prev = hs[before, b0:b1], cs[before, b0:b1]
         h_next, c_next = hs[after, b0:b1], cs[after, b0:b1]
-        recurrent_preactivation(h_prev, whh_t, xproj[t, b0:b1], rec)
+        if in_scan:
+            panel_product(x[t, b0:b1], wih_t, 0, width, x_step, 0)
+            for i in range(rows):
+                add_into(x_step[i], bias, x_step[i])
+            recurrent_preactivation(h_prev, whh_t, x_step, rec)
+        else:
+            recurrent_preactivation(h_prev, whh_t, xproj[t, b0:b1], rec)
         for i in range(rows):
             if t >= lengths[b0 + i]:
                 c_next[i] = c_prev[i]
@@ -112,12 +128,12 @@ def _forward_rows(xproj, whh_t, whr_t, peep, lengths, reverse, keep, coupled, y,
 
 
 @par_jit
-def _forward_blocks(xproj, whh_t, whr_t, peep, lengths, reverse, keep, coupled, y, col0, hs, cs,
-                    gates, m_tape, blocks):
+def _forward_blocks(xproj, x, wih_t, bias, whh_t, whr_t, peep, lengths, reverse, keep, coupled, y,
+                    col0, hs, cs, gates, m_tape, blocks):
     batch = xproj.shape[1]
     for part in prange(blocks):
-        _forward_rows(xproj, whh_t, whr_t, peep, lengths, reverse, keep, coupled, y, col0, hs, cs,
-                      gates, m_tape, *batch_block(part, blocks, batch))
+        _forward_rows(xproj, x, wih_t, bias, whh_t, whr_t, peep, lengths, reverse, keep, coupled,
+                      y, col0, hs, cs, gates, m_tape, *batch_block(part, blocks, batch))
 
 
 @scan_jit
@@ -249,9 +265,16 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
         m_tape = np.empty((slots if project else 1, batch, hidden), dtype)
         args = (weight_panel(weights["weight_hh"], transpose=True), whr_t, peep, lengths, reverse,
                 keep_tape, spec.coupled, y, col0, hs, cs, gates, m_tape)
+        wih = weights["weight_ih"]
+        no_columns = np.empty((steps, batch, 0), dtype)
         with blas_threads_for(blocks > 1):
-            run_scan(blocks, _forward_blocks, _forward_rows, batch,
-                     input_projection(x, weights["weight_ih"], bias, split_kernel(blocks)), *args)
+            if not is_tokens(x) and x.shape[2] <= config.LSTM_INPUT_IN_SCAN:
+                inputs = (no_columns, x, weight_panel(wih, transpose=True),
+                          np.zeros(wih.shape[0], dtype) if bias is None else bias)
+            else:
+                inputs = (input_projection(x, wih, bias, split_kernel(blocks)), no_columns,
+                          np.empty((0, 0), dtype), np.empty(0, dtype))
+            run_scan(blocks, _forward_blocks, _forward_rows, batch, *inputs, *args)
     last = final_slot(steps, keep_tape, reverse)
     state_n = (hs[last].copy(), cs[last].copy())
     if not keep_tape:

@@ -21,8 +21,8 @@ import numpy as np
 from numba import prange
 
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
-from ._common import guarded_output_grad, step_slots
-from ._simd import padded_columns, panel_product, panel_product_add
+from ._common import add_into, guarded_output_grad, step_slots
+from ._simd import padded_columns, panel_product
 from ._jit import inline_jit, par_jit, point_jit, row_jit
 
 _forward_point = point_jit(lstm_forward_point)
@@ -143,15 +143,16 @@ def forward_scan(xtable, xindex, x, wih, whh, peep, lengths, reverse, keep, coup
     (no projection) plus ``chunk``, the hidden units of each thread's block.
 
     The input pre-activations of step ``t``, sequence ``b`` are the row
-    ``xtable[xindex[t, b]]`` plus, when ``x`` (T, B, I) has features, ``x[t, b] @
-    wih.T``. So they are either the rows of an input projection computed before
-    the scan (``xindex`` counting them; ``x`` empty), or, for token input,
-    ``W_ih^T + bias`` (V, G) indexed by the tokens (one-hot input is never
-    projected into a (T, B, G) array at all), or, for narrow dense input, the
-    bias (``xtable`` (1, G), ``xindex`` zeros) plus the input's product, which
-    each thread computes in the step itself, from a ``W_ih`` panel of its own,
-    before adding the recurrent product to it: no (T, B, G) projection is
-    written and read back.
+    ``xtable[xindex[t, b]]``: the rows of an input projection computed before
+    the scan (``xindex`` counting them), or, for token input, ``W_ih^T + bias``
+    (V, G) indexed by the tokens (one-hot input is never projected into a (T, B,
+    G) array at all). For narrow dense input, ``x`` (T, B, I) has features and
+    ``xtable`` is the bias (1, G): each thread then computes its columns of
+    ``x[t] @ W_ih^T + bias`` in the step itself, from a ``W_ih`` panel of its
+    own, into a (B, G) row buffer that takes the table's place, so no (T, B, G)
+    projection is written and read back (the same sums in the same order as a
+    projection before the scan: one-hot input still equals token ids bit for
+    bit).
     """
     steps, batch = xindex.shape
     width = xtable.shape[1]
@@ -165,6 +166,8 @@ def forward_scan(xtable, xindex, x, wih, whh, peep, lengths, reverse, keep, coup
     panels = np.zeros((n_chunks, hidden, width), xtable.dtype)
     inputs = x.shape[2]
     input_panels = np.zeros((n_chunks, inputs, width), xtable.dtype)
+    x_step = np.empty((batch if inputs > 0 else 0, xtable.shape[1]), xtable.dtype)
+    x_rows = np.arange(batch)
     for block in prange(n_chunks):
         _pack_panel(whh, hidden, block * chunk, chunk, n_gates, panels[block])
         if inputs > 0:
@@ -178,16 +181,22 @@ def forward_scan(xtable, xindex, x, wih, whh, peep, lengths, reverse, keep, coup
             j1 = min(hidden, j0 + chunk)
             n = j1 - j0
             rec = recurrent[block]
-            if inputs > 0:
-                panel_product(x[t], input_panels[block], 0, n_gates * chunk, rec, 0)
-                panel_product_add(h_prev, panels[block], 0, n_gates * chunk, rec, 0)
-            else:
-                panel_product(h_prev, panels[block], 0, n_gates * chunk, rec, 0)
+            panel_product(h_prev, panels[block], 0, n_gates * chunk, rec, 0)
             # (offset in rec, offset in xproj/gates) of gates i, f, g, o
             offsets = (0, first * chunk, (first + 1) * chunk, (first + 2) * chunk, j0,
                        first * hidden + j0, (first + 1) * hidden + j0, (first + 2) * hidden + j0)
-            _forward_block(rec, xtable, xindex[t], lengths, t, c_prev, c_next, h_prev, h_next,
-                           gates[k], y[t], col0 + j0, peep, j0, n, offsets, coupled, one)
+            if inputs > 0:
+                for gate in range(n_gates):
+                    g0 = gate * hidden + j0
+                    panel_product(x[t], input_panels[block], gate * chunk, n, x_step, g0)
+                    for b in range(batch):
+                        add_into(x_step[b, g0:g0 + n], xtable[0, g0:g0 + n], x_step[b, g0:g0 + n])
+                _forward_block(rec, x_step, x_rows, lengths, t, c_prev, c_next, h_prev, h_next,
+                               gates[k], y[t], col0 + j0, peep, j0, n, offsets, coupled, one)
+            else:
+                _forward_block(rec, xtable, xindex[t], lengths, t, c_prev, c_next, h_prev,
+                               h_next, gates[k], y[t], col0 + j0, peep, j0, n, offsets, coupled,
+                               one)
 
 
 @par_jit
