@@ -56,8 +56,9 @@ SPLIT_MAX_WEIGHT_BYTES = int(os.environ.get("FASTRNN_SPLIT_MAX_WEIGHT_BYTES", 51
 LSTM_SPLIT_MIN_ROWS = int(os.environ.get("FASTRNN_LSTM_SPLIT_MIN_ROWS", 32))
 #: An LSTM scan computes the input's product inside each step (from a ``W_ih``
 #: panel: per thread when split by hidden units) when the dense input has at
-#: most this many features, so no (T, B, 4H) input projection is written and
-#: read back; wider inputs are projected by one GEMM before the scan.
+#: most this many features and the batch at least 8 sequences, so no (T, B, 4H)
+#: input projection is written and read back; other inputs are projected by one
+#: GEMM before the scan.
 LSTM_INPUT_IN_SCAN = int(os.environ.get("FASTRNN_LSTM_INPUT_IN_SCAN", 64))
 #: CUDA backend: run each direction of a recurrent layer as one persistent
 #: kernel launch (the whole time loop on the device, :mod:`fastrnn.kernels.
