@@ -178,22 +178,31 @@ def _output_grad(dh, dy, t, lengths, dh_total):
         dh_total[b, j] = 0
 
 
-@kernel("void({f}[:, ::1], int64, int64[::1], float64, float64[:, ::1], boolean)")
-def _guard(dh_total, t, lengths, clip, norms, record):
-    b = cuda.grid(1)
-    if b >= dh_total.shape[0] or t >= lengths[b]:
-        return
+@cuda.jit(device=True)
+def guard_row(row, t, b, clip, norms, record):
+    """The error guard on one sequence's ``dL/dh_t`` (``row``): its 2-norm (float64,
+    in order) into ``norms[t, b]`` when ``record``; with ``clip`` > 0 the row scaled
+    to length ``clip`` when longer. Shared by :func:`_guard` and the persistent
+    scans (:mod:`.persistent`)."""
     total = 0.0
-    for j in range(dh_total.shape[1]):
-        value = np.float64(dh_total[b, j])
+    for j in range(row.shape[0]):
+        value = np.float64(row[j])
         total += value * value
     norm = math.sqrt(total)
     if record:
         norms[t, b] = norm
     if clip > 0.0 and norm > clip:
         scale = clip / norm
-        for j in range(dh_total.shape[1]):
-            dh_total[b, j] = dh_total[b, j] * scale
+        for j in range(row.shape[0]):
+            row[j] = row[j] * scale
+
+
+@kernel("void({f}[:, ::1], int64, int64[::1], float64, float64[:, ::1], boolean)")
+def _guard(dh_total, t, lengths, clip, norms, record):
+    b = cuda.grid(1)
+    if b >= dh_total.shape[0] or t >= lengths[b]:
+        return
+    guard_row(dh_total[b], t, b, clip, norms, record)
 
 
 @kernel("void({f}[:, ::1], {f}[:, ::1], int64, int64[::1])")

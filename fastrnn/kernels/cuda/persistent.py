@@ -46,9 +46,6 @@ batch has at most :data:`fastrnn.config.CUDA_PERSISTENT_MAX_BATCH` sequences
 and a row of the state fits :data:`SHARED_STATE`.
 """
 
-import math
-
-import numpy as np
 from numba import cuda
 
 from ... import config
@@ -58,6 +55,7 @@ from ...cells.lstm import lstm_backward_point, lstm_forward_point
 from ...cells.rnn import rnn_backward_point, rnn_forward_point
 from ..cpu._common import step_slots
 from ._arrays import assign, flat, swap01
+from ._common import guard_row
 from ._jit import kernel, point_device
 
 #: Elements of one shared-memory state buffer of a block: ``rows x width`` must
@@ -237,42 +235,24 @@ def _add_output(dh_sh, dy, t, lengths, first, count):
 
 
 @_device
-def _guard_row(row, t, b, clip, norms, record):
-    """The error guard of :func:`._common._guard` on one sequence's ``dL/dh_t``: its
-    2-norm (float64, in order) into ``norms[t, b]`` when ``record``; with ``clip`` > 0
-    the row scaled to length ``clip`` when longer."""
-    total = 0.0
-    for j in range(row.shape[0]):
-        value = np.float64(row[j])
-        total += value * value
-    norm = math.sqrt(total)
-    if record:
-        norms[t, b] = norm
-    if clip > 0.0 and norm > clip:
-        scale = clip / norm
-        for j in range(row.shape[0]):
-            row[j] = row[j] * scale
-
-
-@_device
 def _guard_shared_rows(dh_sh, width, t, lengths, first, count, clip, norms, record):
-    """:func:`_guard_row` on this block's rows of ``dh_sh`` (``width`` each) running at
+    """:func:`~._common.guard_row` on this block's rows of ``dh_sh`` (``width`` each) running at
     step ``t``, one thread a row, between two barriers."""
     cuda.syncthreads()
     for r in range(cuda.threadIdx.x, count, cuda.blockDim.x):
         if t < lengths[first + r]:
-            _guard_row(dh_sh[r * width:(r + 1) * width], t, first + r, clip, norms, record)
+            guard_row(dh_sh[r * width:(r + 1) * width], t, first + r, clip, norms, record)
     cuda.syncthreads()
 
 
 @_device
 def _guard_tape_rows(dh_tape, t, lengths, first, count, clip, norms, record):
-    """:func:`_guard_row` on this block's rows of ``dh_tape[t]`` running at step ``t``,
+    """:func:`~._common.guard_row` on this block's rows of ``dh_tape[t]`` running at step ``t``,
     one thread a row, between two barriers."""
     cuda.syncthreads()
     for r in range(cuda.threadIdx.x, count, cuda.blockDim.x):
         if t < lengths[first + r]:
-            _guard_row(dh_tape[t, first + r], t, first + r, clip, norms, record)
+            guard_row(dh_tape[t, first + r], t, first + r, clip, norms, record)
     cuda.syncthreads()
 
 
