@@ -407,15 +407,6 @@ def weight_panel(matrix, transpose=False):
 
 
 @inline_jit
-def recurrent_preactivation(h, panel, base, out):
-    """``out = base + h @ panel``: the input projection of a step plus its recurrent product,
-    so the pointwise loops read one array of pre-activations."""
-    panel_product(h, panel, 0, out.shape[1], out, 0)
-    for row in range(out.shape[0]):
-        add_into(out[row], base[row], out[row])
-
-
-@inline_jit
 def recurrent_product(h, panel, product):
     """``product = h @ panel[:, :N]`` for a (B, K) state, a (K, >= N) panel of weights
     (:func:`weight_panel`) and a (B, N) ``product``.

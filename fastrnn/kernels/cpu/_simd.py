@@ -35,7 +35,7 @@ from ._jit import inline_jit, row_jit
 VECTOR_BYTES = 64 if "+avx512f" in llvm_binding.get_host_cpu_features().flatten() else 32
 
 
-def _tile(rows, vectors, full=True):
+def _tile(rows, vectors, full=True, a_by_columns=False):
     """Intrinsic ``tile(a, a0, lda, w, w0, ldw, depth, out, o0, ldo, accumulate)`` for one tile
     shape.
 
@@ -44,7 +44,9 @@ def _tile(rows, vectors, full=True):
     ``out.flat[o0 + r * ldo + c] = sum_{k < depth} a.flat[a0 + r * lda + k] *
     w.flat[w0 + k * ldw + c]`` for ``r < rows`` and ``c < vectors * L`` (adds the sum
     to what is there when ``accumulate``): every offset counts elements from the
-    start of a C-contiguous array.
+    start of a C-contiguous array. With ``a_by_columns`` the tile reads ``a``
+    transposed: ``a.flat[a0 + k * lda + r]`` in place of ``a.flat[a0 + r * lda + k]``
+    (the weight gradients' ``d_pre^T``, read where it lies).
     """
     @intrinsic
     def tile(typingctx, a, a0, lda, w, w0, ldw, depth, out, o0, ldo, accumulate):
@@ -72,7 +74,10 @@ def _tile(rows, vectors, full=True):
             undef = ir.Constant(vector, ir.Undefined)
             sums = [[cgutils.alloca_once_value(builder, ir.Constant(vector, None))
                      for _ in range(vectors)] for _ in range(rows)]
-            a_rows = [builder.add(a0, builder.mul(lda, index(r))) for r in range(rows)]
+            if a_by_columns:
+                a_rows = [builder.add(a0, index(r)) for r in range(rows)]
+            else:
+                a_rows = [builder.add(a0, builder.mul(lda, index(r))) for r in range(rows)]
             out_rows = [builder.add(o0, builder.mul(ldo, index(r))) for r in range(rows)]
 
             def vector_at(pointer, offset):
@@ -92,7 +97,8 @@ def _tile(rows, vectors, full=True):
                 w_vectors = [builder.load(vector_at(w_ptr, builder.add(w_row, index(v * lanes))),
                                           align=size) for v in range(vectors)]
                 for r in range(rows):
-                    element = builder.load(builder.gep(a_ptr, [builder.add(a_rows[r], k)]))
+                    term = builder.mul(k, lda) if a_by_columns else k
+                    element = builder.load(builder.gep(a_ptr, [builder.add(a_rows[r], term)]))
                     broadcast = builder.shuffle_vector(
                         builder.insert_element(undef, element, ir.IntType(32)(0)), undef, splat)
                     for v in range(vectors):
@@ -225,3 +231,11 @@ def panel_product(a, w, w0, cols, out, c0):
     element's value depends only on its row of ``a`` and column of ``w``.
     """
     _panel(a, w, w0, cols, out, c0, False)
+
+
+@row_jit
+def panel_product_add(a, w, w0, cols, out, c0):
+    """``out[i, c0 + c] += sum_k a[i, k] * w[k, w0 + c]``: :func:`panel_product` with its
+    sums starting from what ``out`` holds (each term one fused multiply-add on
+    the running sum, in order)."""
+    _panel(a, w, w0, cols, out, c0, True)

@@ -16,11 +16,11 @@ from ... import config
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
 from ._common import (accumulate_input_grads, accumulate_outer, add_into, bias_gradient,
                       entering_states, error_guard, final_slot, guard_step_error,
-                      input_projection, is_tokens, recurrent_preactivation, recurrent_product,
+                      input_projection, is_tokens, recurrent_product,
                       row_index, run_scan, scratch, split_kernel, state_buffer, step_slots,
                       tape_length, token_table, weight_panel, zero_index)
 from ._gemm import SPLIT, batch_block, split_project
-from ._simd import panel_product
+from ._simd import panel_product_add
 from ._jit import par_jit, point_jit, row_jit, scan_jit
 from ._threads import (batch_blocks, blas_threads_for, note_scan_pool, single_blas_thread,
                        unit_chunk, use_parallel_scan)
@@ -76,10 +76,13 @@ def _forward_rows(xproj, x, wih_t, bias, whh_t, whr_t, peep, lengths, reverse, k
     """Forward scan of the sequences ``b0:b1`` (each one independent of the others);
     ``whh_t`` and ``whr_t`` are ``W_hh.T`` and ``W_hr.T`` panels (:func:`weight_panel`).
 
-    The input pre-activations are ``xproj`` (T, B, G), or, when ``x`` (T, B, I) has
-    features, ``x[t] @ wih_t + bias``, computed in the step (``xproj`` then has no
-    columns; the same sums, in the same order, as a projection before the scan,
-    so one-hot input still equals token ids bit for bit): see :func:`forward`.
+    The sums of a step's pre-activations start from its input ones, ``xproj``
+    (T, B, G), or, when ``x`` (T, B, I) has features, ``bias`` plus the terms of
+    ``x[t] @ wih_t``, computed in the step (``xproj`` then has no columns; no
+    (T, B, G) projection is written and read back), then add the terms of
+    ``h_{t-1} @ whh_t``: the order of :func:`.lstm_threaded.forward_scan`, so
+    every mode gives the same bits and one-hot input equals token ids bit for
+    bit. See :func:`forward`.
     """
     steps = xproj.shape[0]
     in_scan = x.shape[2] > 0
@@ -91,7 +94,6 @@ def _forward_rows(xproj, x, wih_t, bias, whh_t, whr_t, peep, lengths, reverse, k
     p_i, p_f, p_o = peep[0], peep[1], peep[2]
     width = gates.shape[2]
     rec = np.empty((rows, width), xproj.dtype)
-    x_step = np.empty((rows if in_scan else 0, width), xproj.dtype)
     m = np.zeros((rows, hidden), xproj.dtype)
     for s in range(steps):
         t, before, after = step_slots(s, steps, reverse, keep)
@@ -99,12 +101,12 @@ def _forward_rows(xproj, x, wih_t, bias, whh_t, whr_t, peep, lengths, reverse, k
         h_prev, c_prev = hs[before, b0:b1], cs[before, b0:b1]
         h_next, c_next = hs[after, b0:b1], cs[after, b0:b1]
         if in_scan:
-            panel_product(x[t, b0:b1], wih_t, 0, width, x_step, 0)
             for i in range(rows):
-                add_into(x_step[i], bias, x_step[i])
-            recurrent_preactivation(h_prev, whh_t, x_step, rec)
+                rec[i] = bias
+            panel_product_add(x[t, b0:b1], wih_t, 0, width, rec, 0)
         else:
-            recurrent_preactivation(h_prev, whh_t, xproj[t, b0:b1], rec)
+            rec[:] = xproj[t, b0:b1]
+        panel_product_add(h_prev, whh_t, 0, width, rec, 0)
         for i in range(rows):
             if t >= lengths[b0 + i]:
                 c_next[i] = c_prev[i]

@@ -1,10 +1,10 @@
 """LSTM scans on numba's threads, for steps large enough to share (see :mod:`._threads`).
 
 Each thread owns a block of hidden units ``j0:j1`` for the whole scan. Per step
-it computes the recurrent pre-activations of its units for every gate
-(:func:`~._simd.panel_product` over a panel of its own: the rows
-``gate * H + j0 : gate * H + j1`` of ``W_hh`` transposed once per scan), adds
-the input projection and runs the pointwise math, writing its columns of the
+it computes the pre-activations of its units for every gate (the input
+projection's, plus :func:`~._simd.panel_product_add` over a panel of its own:
+the rows ``gate * H + j0 : gate * H + j1`` of ``W_hh`` transposed once per
+scan) and runs the pointwise math, writing its columns of the
 states, the gates and the output: no transpose, no second pass,
 and its rows of ``W_hh`` stay in its core's cache. The backward step has two
 parallel phases: the pointwise backward of each block, then each block's
@@ -12,8 +12,8 @@ columns of ``dh_{t-1} = d_pre W_hh`` (its columns of ``W_hh`` copied into a
 contiguous panel once per scan: 1.5 against 2.0 ms for the d2l backward scan
 read in place).
 
-Same arithmetic per element as :mod:`.lstm` (the same pointwise functions);
-only the order of the sums inside the recurrent product differs. Projection
+Same arithmetic per element as :mod:`.lstm`: the same pointwise functions,
+the same sums in the same order. Projection
 (``proj_size``) runs in :mod:`.lstm` only.
 """
 
@@ -21,8 +21,8 @@ import numpy as np
 from numba import prange
 
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
-from ._common import add_into, guarded_output_grad, step_slots
-from ._simd import padded_columns, panel_product
+from ._common import guarded_output_grad, step_slots
+from ._simd import padded_columns, panel_product, panel_product_add
 from ._jit import inline_jit, par_jit, point_jit, row_jit
 
 _forward_point = point_jit(lstm_forward_point)
@@ -30,15 +30,14 @@ _backward_point = point_jit(lstm_backward_point)
 
 
 @row_jit
-def _forward_block(rec, xtable, xrows, lengths, t, c_prev, c_next, h_prev, h_next, gates, y_t,
-                   col, peep, j0, n, offsets, coupled, one):
+def _forward_block(pre, lengths, t, c_prev, c_next, h_prev, h_next, gates, y_t, col, peep, j0, n,
+                   offsets, coupled, one):
     """Pointwise forward of the units ``j0:j0 + n`` of every sequence at step ``t``.
 
-    ``rec`` (B, gates * chunk) holds their recurrent pre-activations, gate
-    blocks at ``offsets[0:4]``; ``xtable[xrows[b]]`` the input ones, gate
-    blocks at ``offsets[4:8]`` (also where their gates go in ``gates``). One
-    call for all sequences: per-row calls spent a third of the time entering
-    the vectorised loop (11.8 against 7.9 us for 32 x 128 units here). Every
+    ``pre`` (B, gates * chunk) holds their pre-activations, gate blocks at
+    ``offsets[0:4]``; their gates go to ``gates`` at ``offsets[4:8]``. One call
+    for all sequences: per-row calls spent a third of the time entering the
+    vectorised loop (11.8 against 7.9 us for 32 x 128 units here). Every
     operand of the inner loop is a 1-D slice of its own, which is what lets
     LLVM vectorise it (with offsets into shared rows it stayed scalar, 7x
     slower).
@@ -46,27 +45,25 @@ def _forward_block(rec, xtable, xrows, lengths, t, c_prev, c_next, h_prev, h_nex
     ri, rf, rg, ro, xi, xf, xg, xo = offsets
     j1 = j0 + n
     w_i, w_f, w_o = peep[0, j0:j1], peep[1, j0:j1], peep[2, j0:j1]
-    for b in range(rec.shape[0]):
+    for b in range(pre.shape[0]):
         if t >= lengths[b]:
             c_next[b, j0:j1] = c_prev[b, j0:j1]
             h_next[b, j0:j1] = h_prev[b, j0:j1]
             continue
-        r, x, g = rec[b], xtable[xrows[b]], gates[b]
-        _forward_units(r[ri:ri + n], r[rf:rf + n], r[rg:rg + n], r[ro:ro + n], x[xi:xi + n],
-                       x[xf:xf + n], x[xg:xg + n], x[xo:xo + n], c_prev[b, j0:j1], w_i, w_f, w_o,
-                       coupled, one, g[xi:xi + n], g[xf:xf + n], g[xg:xg + n], g[xo:xo + n],
-                       c_next[b, j0:j1], h_next[b, j0:j1], y_t[b, col:col + n])
+        r, g = pre[b], gates[b]
+        _forward_units(r[ri:ri + n], r[rf:rf + n], r[rg:rg + n], r[ro:ro + n], c_prev[b, j0:j1],
+                       w_i, w_f, w_o, coupled, one, g[xi:xi + n], g[xf:xf + n], g[xg:xg + n],
+                       g[xo:xo + n], c_next[b, j0:j1], h_next[b, j0:j1], y_t[b, col:col + n])
 
 
 @inline_jit
-def _forward_units(p_i, p_f, p_g, p_o, x_i, x_f, x_g, x_o, c_prev, w_i, w_f, w_o, coupled, one,
-                   g_i, g_f, g_g, g_o, c_next, h_next, y):
-    """Pointwise forward of a block of units of one sequence (``p_*`` recurrent
-    and ``x_*`` input pre-activations, ``w_*`` peephole weights)."""
+def _forward_units(a_i, a_f, a_g, a_o, c_prev, w_i, w_f, w_o, coupled, one, g_i, g_f, g_g, g_o,
+                   c_next, h_next, y):
+    """Pointwise forward of a block of units of one sequence (``a_*`` the
+    pre-activations, ``w_*`` the peephole weights)."""
     for j in range(c_prev.shape[0]):
-        i, f, g, o, c_t, m_t = _forward_point(
-            p_i[j] + x_i[j], p_f[j] + x_f[j], p_g[j] + x_g[j], p_o[j] + x_o[j], c_prev[j],
-            w_i[j], w_f[j], w_o[j], coupled, one)
+        i, f, g, o, c_t, m_t = _forward_point(a_i[j], a_f[j], a_g[j], a_o[j], c_prev[j], w_i[j],
+                                              w_f[j], w_o[j], coupled, one)
         if not coupled:
             g_i[j] = i
         g_f[j] = f
@@ -75,6 +72,17 @@ def _forward_units(p_i, p_f, p_g, p_o, x_i, x_f, x_g, x_o, c_prev, w_i, w_f, w_o
         c_next[j] = c_t
         h_next[j] = m_t
         y[j] = m_t
+
+
+@row_jit
+def _gather_block(table, rows, hidden, j0, n, chunk, n_gates, pre):
+    """``pre[b, gate * chunk + u] = table[rows[b], gate * H + j0 + u]`` for ``u < n``: the
+    input pre-activations of a block's units, where its sums start."""
+    for b in range(pre.shape[0]):
+        source, target = table[rows[b]], pre[b]
+        for gate in range(n_gates):
+            target[gate * chunk:gate * chunk + n] = source[gate * hidden + j0:
+                                                           gate * hidden + j0 + n]
 
 
 @row_jit
@@ -142,32 +150,28 @@ def forward_scan(xtable, xindex, x, wih, whh, peep, lengths, reverse, keep, coup
     """Forward scan of one direction; arguments as :func:`.lstm._forward_scan`
     (no projection) plus ``chunk``, the hidden units of each thread's block.
 
-    The input pre-activations of step ``t``, sequence ``b`` are the row
-    ``xtable[xindex[t, b]]``: the rows of an input projection computed before
-    the scan (``xindex`` counting them), or, for token input, ``W_ih^T + bias``
-    (V, G) indexed by the tokens (one-hot input is never projected into a (T, B,
-    G) array at all). For narrow dense input, ``x`` (T, B, I) has features and
-    ``xtable`` is the bias (1, G): each thread then computes its columns of
-    ``x[t] @ W_ih^T + bias`` in the step itself, from a ``W_ih`` panel of its
-    own, into a (B, G) row buffer that takes the table's place, so no (T, B, G)
-    projection is written and read back (the same sums in the same order as a
-    projection before the scan: one-hot input still equals token ids bit for
-    bit).
+    Each step's sums start from the input pre-activations and add the
+    recurrent terms to them in registers: the accumulators of a block's
+    pre-activations start at the row ``xtable[xindex[t, b]]`` (the rows of an
+    input projection computed before the scan, ``xindex`` counting them, or,
+    for token input, ``W_ih^T + bias`` (V, G) indexed by the tokens), add
+    ``x[t] @ W_ih^T`` when ``x`` (T, B, I) has features (narrow dense input:
+    ``xtable`` is then the bias (1, G) and no (T, B, G) projection is written
+    and read back), then ``h_{t-1} @ W_hh^T``. One-hot input therefore equals
+    token ids bit for bit (its input terms add exact zeros and one weight to
+    the bias, as the table does).
     """
     steps, batch = xindex.shape
-    width = xtable.shape[1]
     hidden = cs.shape[2]
-    n_gates = width // hidden
+    n_gates = xtable.shape[1] // hidden
     first = 0 if coupled else 1  # gate index of f in the rows of W
     n_chunks = (hidden + chunk - 1) // chunk
     one = np.ones(1, xtable.dtype)[0]
-    recurrent = np.empty((n_chunks, batch, n_gates * chunk), xtable.dtype)
+    pre = np.zeros((n_chunks, batch, n_gates * chunk), xtable.dtype)
     width = padded_columns(n_gates * chunk, xtable.itemsize)
     panels = np.zeros((n_chunks, hidden, width), xtable.dtype)
     inputs = x.shape[2]
     input_panels = np.zeros((n_chunks, inputs, width), xtable.dtype)
-    x_step = np.empty((batch if inputs > 0 else 0, xtable.shape[1]), xtable.dtype)
-    x_rows = np.arange(batch)
     for block in prange(n_chunks):
         _pack_panel(whh, hidden, block * chunk, chunk, n_gates, panels[block])
         if inputs > 0:
@@ -178,25 +182,17 @@ def forward_scan(xtable, xindex, x, wih, whh, peep, lengths, reverse, keep, coup
         h_prev, c_prev, h_next, c_next = hs[before], cs[before], hs[after], cs[after]
         for block in prange(n_chunks):
             j0 = block * chunk
-            j1 = min(hidden, j0 + chunk)
-            n = j1 - j0
-            rec = recurrent[block]
-            panel_product(h_prev, panels[block], 0, n_gates * chunk, rec, 0)
-            # (offset in rec, offset in xproj/gates) of gates i, f, g, o
+            n = min(hidden, j0 + chunk) - j0
+            block_pre = pre[block]
+            _gather_block(xtable, xindex[t], hidden, j0, n, chunk, n_gates, block_pre)
+            if inputs > 0:
+                panel_product_add(x[t], input_panels[block], 0, n_gates * chunk, block_pre, 0)
+            panel_product_add(h_prev, panels[block], 0, n_gates * chunk, block_pre, 0)
+            # (offset in block_pre, offset in gates) of gates i, f, g, o
             offsets = (0, first * chunk, (first + 1) * chunk, (first + 2) * chunk, j0,
                        first * hidden + j0, (first + 1) * hidden + j0, (first + 2) * hidden + j0)
-            if inputs > 0:
-                for gate in range(n_gates):
-                    g0 = gate * hidden + j0
-                    panel_product(x[t], input_panels[block], gate * chunk, n, x_step, g0)
-                    for b in range(batch):
-                        add_into(x_step[b, g0:g0 + n], xtable[0, g0:g0 + n], x_step[b, g0:g0 + n])
-                _forward_block(rec, x_step, x_rows, lengths, t, c_prev, c_next, h_prev, h_next,
-                               gates[k], y[t], col0 + j0, peep, j0, n, offsets, coupled, one)
-            else:
-                _forward_block(rec, xtable, xindex[t], lengths, t, c_prev, c_next, h_prev,
-                               h_next, gates[k], y[t], col0 + j0, peep, j0, n, offsets, coupled,
-                               one)
+            _forward_block(block_pre, lengths, t, c_prev, c_next, h_prev, h_next, gates[k], y[t],
+                           col0 + j0, peep, j0, n, offsets, coupled, one)
 
 
 @par_jit
