@@ -3,7 +3,10 @@
 import numpy as np
 import pytest
 
-from fastrnn.kernels.cpu._simd import K_BLOCK, VECTOR_BYTES, _panel, panel_product
+from fastrnn.kernels.cpu._common import accumulate_outer
+from fastrnn.kernels.cpu._gemm import split_outer_product_add
+from fastrnn.kernels.cpu._simd import (K_BLOCK, OUTER_PASS, VECTOR_BYTES, _panel,
+                                       outer_product_add, panel_product, panel_product_add)
 
 DTYPES = [np.float32, np.float64]
 
@@ -101,6 +104,109 @@ def test_the_adding_form_adds_to_what_is_there(dtype):
     expected = start.astype(np.float64) + a.astype(np.float64) @ w.astype(np.float64)
     tol = 1e-4 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(out, expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_panel_product_add_starts_the_sums_from_the_output(dtype):
+    """Each sum starts from the output element and adds its terms in order: adding
+    ``a1 @ w1`` then ``a2 @ w2`` gives the bits of one product over ``[a1 | a2]``
+    (how the LSTM forward adds a step's input and recurrent terms)."""
+    rng = np.random.default_rng(12)
+    lanes = _lanes(dtype)
+    rows, cols = 10, 2 * lanes + 1
+    a1, w1 = _operands(rng, rows, 28, cols, dtype)
+    a2, w2 = _operands(rng, rows, 64, cols, dtype)
+    out = np.zeros((rows, cols), dtype)
+    panel_product_add(a1, w1, 0, cols, out, 0)
+    panel_product_add(a2, w2, 0, cols, out, 0)
+    whole = np.empty((rows, cols), dtype)
+    panel_product(np.hstack([a1, a2]), np.vstack([w1, w2]), 0, cols, whole, 0)
+    np.testing.assert_array_equal(out, whole)
+
+
+def _outer_operands(rng, depth, rows, cols, dtype):
+    d = rng.standard_normal((depth, rows)).astype(dtype)
+    inputs = rng.standard_normal((depth, cols)).astype(dtype)
+    grad = rng.standard_normal((rows, cols)).astype(dtype)
+    expected = grad.astype(np.float64) + d.T.astype(np.float64) @ inputs.astype(np.float64)
+    return d, inputs, grad, expected
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows", [1, 7, 8, 9, 17, 24])
+def test_outer_product_add_matches_the_float64_product(rows, dtype):
+    """``grad += d^T @ inputs`` for row counts around the 8-row tile, one and two
+    vectors of columns, and sums of one, two and three passes."""
+    rng = np.random.default_rng(rows)
+    lanes = _lanes(dtype)
+    for cols in (lanes, 2 * lanes, 3 * lanes, 5 * lanes):
+        for depth in (1, 33, OUTER_PASS, 2 * OUTER_PASS + 5):
+            d, inputs, grad, expected = _outer_operands(rng, depth, rows, cols, dtype)
+            outer_product_add(d, inputs, grad, 0, rows)
+            tol = 1e-5 if dtype == np.float32 else 1e-13
+            np.testing.assert_allclose(grad, expected, rtol=tol, atol=tol * np.sqrt(depth))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_outer_product_add_updates_only_its_rows(dtype):
+    rng = np.random.default_rng(3)
+    d, inputs, grad, expected = _outer_operands(rng, 40, 24, 2 * _lanes(dtype), dtype)
+    start = grad.copy()
+    outer_product_add(d, inputs, grad, 8, 16)
+    np.testing.assert_array_equal(grad[:8], start[:8])
+    np.testing.assert_array_equal(grad[16:], start[16:])
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(grad[8:16], expected[8:16], rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_outer_product_add_gives_the_same_bits_whichever_rows_a_call_takes(dtype):
+    """The threads' split of the rows (:func:`split_outer_product_add`) changes no bit."""
+    rng = np.random.default_rng(4)
+    rows = 8 * 5 + 3
+    d, inputs, grad, _ = _outer_operands(rng, OUTER_PASS + 70, rows, 3 * _lanes(dtype), dtype)
+    whole, split, pieces = grad.copy(), grad.copy(), grad.copy()
+    outer_product_add(d, inputs, whole, 0, rows)
+    split_outer_product_add(split, d, inputs)
+    for g0, g1 in ((0, 16), (16, 40), (40, rows)):
+        outer_product_add(d, inputs, pieces, g0, g1)
+    np.testing.assert_array_equal(split, whole)
+    np.testing.assert_array_equal(pieces, whole)
+
+
+def test_outer_product_add_error_is_that_of_blas_over_a_long_sum():
+    """Each pass's partial sum is added to the gradient: over 20000 terms in float32
+    the error stays at BLAS's level (one running sum had 10x BLAS's error)."""
+    rng = np.random.default_rng(5)
+    d, inputs, grad, expected = _outer_operands(rng, 20000, 16, 32, np.float32)
+    blas = grad + d.T @ inputs
+    outer_product_add(d, inputs, grad, 0, 16)
+    scale = np.abs(expected).max()
+    ours = np.abs(grad - expected).max() / scale
+    theirs = np.abs(blas - expected).max() / scale
+    assert ours <= 2 * theirs, (ours, theirs)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cols", [1, 5, 28, 33])
+def test_accumulate_outer_pads_columns_that_are_not_whole_vectors(cols, dtype):
+    """Gradients whose rows are not whole vectors (``W_ih`` of a 28-feature input) go
+    through zero-padded copies; a non-contiguous gradient too."""
+    rng = np.random.default_rng(cols)
+    d_pre = rng.standard_normal((6, 4, 24)).astype(dtype)
+    inputs = rng.standard_normal((6, 4, cols)).astype(dtype)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    for split in (True, False):
+        grad = rng.standard_normal((24, cols)).astype(dtype)
+        expected = grad.astype(np.float64) + np.einsum("tbg,tbc->gc", d_pre, inputs)
+        accumulate_outer(grad, d_pre, inputs, split)
+        np.testing.assert_allclose(grad, expected, rtol=tol, atol=tol)
+    # a gradient whose rows are whole vectors but not contiguous
+    inputs = rng.standard_normal((6, 4, 2 * _lanes(dtype))).astype(dtype)
+    holder = rng.standard_normal((24, 4 * _lanes(dtype))).astype(dtype)
+    expected = holder[:, ::2].astype(np.float64) + np.einsum("tbg,tbc->gc", d_pre, inputs)
+    accumulate_outer(holder[:, ::2], d_pre, inputs, True)
+    np.testing.assert_allclose(holder[:, ::2], expected, rtol=tol, atol=tol)
 
 
 def test_weight_panels_pad_rows_that_would_collide_in_cache():

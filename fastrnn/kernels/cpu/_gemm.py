@@ -1,8 +1,9 @@
 """Matrix products for the numba-threaded scans (see :mod:`._threads`).
 
-The ``split_*`` functions run the large GEMMs before and after
-a scan as one single-threaded BLAS call per block of output rows, in parallel
-(:func:`~._blas.gemm`, which adds into its output).
+The ``split_*`` functions run the large GEMMs before and after a scan in
+:data:`SPLIT` blocks of output rows, in parallel: one single-threaded BLAS call
+per block (:func:`~._blas.gemm`, which adds into its output), or, for the
+weight gradients, :func:`~._simd.outer_product_add`.
 """
 
 import numpy as np
@@ -10,6 +11,7 @@ from numba import prange
 
 from ._blas import gemm
 from ._jit import inline_jit, par_jit
+from ._simd import outer_product_add
 
 #: Row blocks of the large GEMMs: a constant, not the thread count, so that
 #: the order of the sums (and so every result bit) is the same on any machine.
@@ -52,13 +54,20 @@ def split_dot_add(out, a, b):
         gemm(False, a, r0 * depth, False, b, 0, r1 - r0, cols, depth, 1.0, out, r0 * cols)
 
 
+@inline_jit
+def _tile_bound(part, rows):
+    """Start of row block ``part`` of :data:`SPLIT` (``rows`` for ``part == SPLIT``),
+    a multiple of 8 so that every block is whole row tiles but the last."""
+    if part >= SPLIT:
+        return rows
+    return min(rows, part * rows // SPLIT // 8 * 8)
+
+
 @par_jit
-def split_outer_add(grad, d_rows, in_rows):
-    """``grad += d_rows.T @ in_rows`` (all C-contiguous), in parallel over blocks of
-    the rows of ``grad``: each block is one BLAS call over all rows of the inputs
-    (a block of columns of ``d_rows``), added straight into ``grad``."""
-    out_rows, cols = grad.shape
-    depth = d_rows.shape[0]
+def split_outer_product_add(grad, d_rows, in_rows):
+    """``grad += d_rows.T @ in_rows`` (:func:`~._simd.outer_product_add`), its rows in
+    :data:`SPLIT` blocks on numba's threads."""
+    rows = grad.shape[0]
     for part in prange(SPLIT):
-        g0, g1 = _row_block(part, out_rows)
-        gemm(True, d_rows, g0, False, in_rows, 0, g1 - g0, cols, depth, 1.0, grad, g0 * cols)
+        outer_product_add(d_rows, in_rows, grad, _tile_bound(part, rows),
+                          _tile_bound(part + 1, rows))

@@ -35,7 +35,7 @@ from ._jit import inline_jit, row_jit
 VECTOR_BYTES = 64 if "+avx512f" in llvm_binding.get_host_cpu_features().flatten() else 32
 
 
-def _tile(rows, vectors, full=True, a_by_columns=False):
+def _tile(rows, vectors, full=True, a_by_columns=False, add_at_end=False):
     """Intrinsic ``tile(a, a0, lda, w, w0, ldw, depth, out, o0, ldo, accumulate)`` for one tile
     shape.
 
@@ -46,7 +46,11 @@ def _tile(rows, vectors, full=True, a_by_columns=False):
     to what is there when ``accumulate``): every offset counts elements from the
     start of a C-contiguous array. With ``a_by_columns`` the tile reads ``a``
     transposed: ``a.flat[a0 + k * lda + r]`` in place of ``a.flat[a0 + r * lda + k]``
-    (the weight gradients' ``d_pre^T``, read where it lies).
+    (the weight gradients' ``d_pre^T``, read where it lies). With ``add_at_end``
+    the sums start from zero and ``accumulate`` adds each finished sum to the
+    output element (as BLAS does with ``beta = 1``) instead of starting the sum
+    from it: a long sum cut into passes then adds one rounded partial sum per
+    pass, not every term, to a running total that may be much larger.
     """
     @intrinsic
     def tile(typingctx, a, a0, lda, w, w0, ldw, depth, out, o0, ldo, accumulate):
@@ -86,10 +90,12 @@ def _tile(rows, vectors, full=True, a_by_columns=False):
             def out_vector(r, v):
                 return vector_at(out_ptr, builder.add(out_rows[r], index(v * lanes)))
 
-            with builder.if_then(accumulate):
-                for r in range(rows):
-                    for v in range(vectors):
-                        builder.store(builder.load(out_vector(r, v), align=size), sums[r][v])
+            if not add_at_end:
+                with builder.if_then(accumulate):
+                    for r in range(rows):
+                        for v in range(vectors):
+                            builder.store(builder.load(out_vector(r, v), align=size),
+                                          sums[r][v])
 
             with cgutils.for_range(builder, depth) as loop:
                 k = loop.index
@@ -105,6 +111,12 @@ def _tile(rows, vectors, full=True, a_by_columns=False):
                         total = builder.call(fma, [broadcast, w_vectors[v],
                                                    builder.load(sums[r][v])])
                         builder.store(total, sums[r][v])
+            if add_at_end:
+                with builder.if_then(accumulate):
+                    for r in range(rows):
+                        for v in range(vectors):
+                            builder.store(builder.fadd(builder.load(out_vector(r, v), align=size),
+                                                       builder.load(sums[r][v])), sums[r][v])
             for r in range(rows):
                 for v in range(vectors):
                     builder.store(builder.load(sums[r][v]), out_vector(r, v), align=size)
@@ -239,3 +251,73 @@ def panel_product_add(a, w, w0, cols, out, c0):
     sums starting from what ``out`` holds (each term one fused multiply-add on
     the running sum, in order)."""
     _panel(a, w, w0, cols, out, c0, True)
+
+
+# Weight gradients: the tiles read ``a`` by columns (``d_pre^T`` where it lies).
+_outer_8x2, _outer_8x1, _outer_1x2, _outer_1x1 = (
+    _tile(rows, vectors, a_by_columns=True, add_at_end=True)
+    for rows, vectors in ((8, 2), (8, 1), (1, 2), (1, 1)))
+
+#: Terms of the sums of :func:`outer_product_add` per pass: each pass's partial sums
+#: are added to the gradient.
+OUTER_PASS = 256
+#: Columns of ``grad`` a sweep of :func:`outer_product_add` covers: the inputs'
+#: rows of a pass (:data:`OUTER_PASS` of them, this many columns wide) stay in a
+#: core's L2 cache while every row tile of the gradient reads them.
+OUTER_COLUMNS = 256
+
+
+@row_jit
+def _outer_tiles(d, g, k0, span, inputs, c, grad, wide):
+    """One tile of rows ``g:g + 8`` (or one row, when ``g + 8`` passes the end) and 2
+    vectors (1 when not ``wide``) of columns from ``c`` of ``grad``."""
+    ldd, ldi, ldg = d.shape[1], inputs.shape[1], grad.shape[1]
+    a0, w0, o0 = k0 * ldd + g, k0 * ldi + c, g * ldg + c
+    if g + 8 <= grad.shape[0]:
+        if wide:
+            _outer_8x2(d, a0, ldd, inputs, w0, ldi, span, grad, o0, ldg, True)
+        else:
+            _outer_8x1(d, a0, ldd, inputs, w0, ldi, span, grad, o0, ldg, True)
+    elif wide:
+        _outer_1x2(d, a0, ldd, inputs, w0, ldi, span, grad, o0, ldg, True)
+    else:
+        _outer_1x1(d, a0, ldd, inputs, w0, ldi, span, grad, o0, ldg, True)
+
+
+@row_jit
+def outer_product_add(d, inputs, grad, g0, g1):
+    """``grad[g] += sum_k d[k, g] * inputs[k]`` for the rows ``g0:g1`` of ``grad``.
+
+    A weight gradient, ``grad += d^T @ inputs``, read where it lies: ``d`` (K, G)
+    the gradients of the pre-activations of every step and sequence, ``inputs``
+    (K, N) what multiplied the weights, ``grad`` (G, N). The K terms are summed in
+    passes of :data:`OUTER_PASS`, in order (one fused multiply-add each), and
+    each pass's sum is added to ``grad``, as BLAS does: an element's bits do not
+    depend on which rows a thread takes, and its rounding error grows with the
+    number of passes, not of terms (float32, K = 32000: 7e-6 relative with one
+    running sum, as ``grad`` went, against 5e-7 for OpenBLAS).
+
+    Parameters
+    ----------
+    d : ndarray, shape (K, G), C-contiguous
+    inputs : ndarray, shape (K, N), C-contiguous, N a multiple of the vector lanes
+    grad : ndarray, shape (G, N), C-contiguous, same dtype
+    g0, g1 : int
+        The rows to update; ``g0`` and, unless it is G, ``g1`` multiples of 8.
+    """
+    lanes = VECTOR_BYTES // d.itemsize
+    depth = d.shape[0]
+    cols = grad.shape[1]
+    for k0 in range(0, depth, OUTER_PASS):
+        span = min(OUTER_PASS, depth - k0)
+        for c0 in range(0, cols, OUTER_COLUMNS):
+            c1 = min(cols, c0 + OUTER_COLUMNS)
+            g = g0
+            while g < g1:
+                c = c0
+                while c + 2 * lanes <= c1:
+                    _outer_tiles(d, g, k0, span, inputs, c, grad, True)
+                    c += 2 * lanes
+                if c < c1:
+                    _outer_tiles(d, g, k0, span, inputs, c, grad, False)
+                g += 8 if g + 8 <= grad.shape[0] else 1
