@@ -17,13 +17,77 @@ from ._common import (accumulate_input_grads, accumulate_outer, column_sums, ent
                       run_scan, scratch, split_kernel, state_buffer, step_slots, tape_length,
                       weight_panel)
 from ._gemm import batch_block
-from ._jit import par_jit, point_jit, scan_jit
+from ._jit import par_jit, point_jit, row_jit, scan_jit
 from ._threads import batch_blocks, blas_threads_for, note_scan_pool
 
 _gates_point = point_jit(gru_gates_point)
 _output_point = point_jit(gru_output_point)
 _backward_point = point_jit(gru_backward_point)
 _reset_before_point = point_jit(gru_reset_before_point)
+
+
+# Pointwise loops over one row, out of line so that LLVM vectorises them (as
+# :func:`.lstm._forward_row`): every operand a 1-D slice of its own, the
+# ``reset_after`` branch outside the loop. Inlined into the scans with offsets
+# into shared rows, the GRU's loops stayed scalar (GRU (100, 64, 128, 256)
+# forward+backward: see docs/benchmarks.md).
+@row_jit
+def _gates_row(a_r, a_z, p_r, p_z, h_prev, one, r, z, rh):
+    """``r``, ``z`` from input (``a_*``) and recurrent (``p_*``) pre-activations, and
+    ``r * h_{t-1}``."""
+    for j in range(h_prev.shape[0]):
+        r_j, z_j = _gates_point(a_r[j] + p_r[j], a_z[j] + p_z[j], one)
+        r[j] = r_j
+        z[j] = z_j
+        rh[j] = r_j * h_prev[j]
+
+
+@row_jit
+def _output_row(a_n, q_in, b_hn, r, z, h_prev, rh, reset_after, one, n, q, h_next):
+    """Candidate ``n`` and new state from ``q_in + b_hn`` (``W_hn h`` or ``W_hn (r * h)``);
+    the tape's ``q`` gets ``W_hn h + b_hn`` (after) or ``r * h`` (before)."""
+    if reset_after:
+        for j in range(h_prev.shape[0]):
+            q_j = q_in[j] + b_hn[j]
+            n[j], h_next[j] = _output_point(a_n[j], q_j, r[j], z[j], h_prev[j], True, one)
+            q[j] = q_j
+    else:
+        for j in range(h_prev.shape[0]):
+            n[j], h_next[j] = _output_point(a_n[j], q_in[j] + b_hn[j], r[j], z[j], h_prev[j],
+                                            False, one)
+            q[j] = rh[j]
+
+
+@row_jit
+def _backward_row(dh, dy, r, z, n, h_prev, q, reset_after, one, da_r, da_z, da_n, dq, da_n_copy,
+                  direct):
+    """Backward of one row up to the products: pre-activation gradients, ``dq`` (the
+    recurrent n block's, after; ``da_n`` itself, before) and ``dh * z``."""
+    if reset_after:
+        for j in range(dh.shape[0]):
+            da_r[j], da_z[j], da_n[j], dq[j], direct[j] = _backward_point(
+                dh[j] + dy[j], r[j], z[j], n[j], h_prev[j], q[j], True, one)
+            da_n_copy[j] = da_n[j]
+    else:
+        for j in range(dh.shape[0]):
+            da_r[j], da_z[j], da_n[j], _, direct[j] = _backward_point(
+                dh[j] + dy[j], r[j], z[j], n[j], h_prev[j], q[j], False, one)
+            da_n_copy[j] = da_n[j]
+
+
+@row_jit
+def _reset_before_row(d_rh, r, h_prev, one, da_r, dh_part):
+    """Reset before: ``da_r`` and the part of ``dL/dh_{t-1}`` through ``r * h_{t-1}``."""
+    for j in range(d_rh.shape[0]):
+        da_r[j], dh_part[j] = _reset_before_point(d_rh[j], r[j], h_prev[j], one)
+
+
+@row_jit
+def _sum_row(a, b, c, out):
+    """``out = a + b + c``, summed left to right."""
+    for j in range(out.shape[0]):
+        out[j] = a[j] + b[j] + c[j]
+
 
 
 @scan_jit
@@ -46,12 +110,9 @@ def _forward_rows(xproj, w_rec_t, whn_t, b_hn, lengths, reverse, keep, reset_aft
             b = b0 + i
             if t >= lengths[b]:
                 continue
-            a, r_row, g_row, h_row, rh_row = xproj[t, b], rec[i], gates[k, b], hs[before, b], rh[i]
-            for j in range(hidden):
-                r, z = _gates_point(a[j] + r_row[j], a[hidden + j] + r_row[hidden + j], one)
-                g_row[j] = r
-                g_row[hidden + j] = z
-                rh_row[j] = r * h_row[j]
+            a, p, g = xproj[t, b], rec[i], gates[k, b]
+            _gates_row(a[:hidden], a[hidden:2 * hidden], p[:hidden], p[hidden:2 * hidden],
+                       hs[before, b], one, g[:hidden], g[hidden:2 * hidden], rh[i])
         if not reset_after:
             recurrent_product(rh, whn_t, q_rec)
         for i in range(rows):
@@ -61,18 +122,10 @@ def _forward_rows(xproj, w_rec_t, whn_t, b_hn, lengths, reverse, keep, reset_aft
                 out_row[:] = h_row
                 q_tape[k, b] = 0.0
                 continue
-            a, g_row, q_row = xproj[t, b], gates[k, b], q_tape[k, b]
-            r_row, qr_row, rh_row = rec[i], q_rec[i], rh[i]
-            for j in range(hidden):
-                if reset_after:
-                    q = r_row[2 * hidden + j] + b_hn[j]
-                else:
-                    q = qr_row[j] + b_hn[j]
-                n, h_t = _output_point(a[2 * hidden + j], q, g_row[j], g_row[hidden + j],
-                                       h_row[j], reset_after, one)
-                g_row[2 * hidden + j] = n
-                q_row[j] = q if reset_after else rh_row[j]
-                out_row[j] = h_t
+            g = gates[k, b]
+            q_in = rec[i, 2 * hidden:] if reset_after else q_rec[i]
+            _output_row(xproj[t, b, 2 * hidden:], q_in, b_hn, g[:hidden], g[hidden:2 * hidden],
+                        h_row, rh[i], reset_after, one, g[2 * hidden:], q_tape[k, b], out_row)
             y[t, b, col0:col0 + hidden] = out_row
 
 
@@ -113,22 +166,14 @@ def _backward_rows(dy, col0, dh_n, w_rec, whn, lengths, reverse, reset_after, hs
                 da_n[i] = 0.0
                 d_rz[i] = 0.0
                 continue
-            g_row, h_row, q_row, di = gates[t, b], hs[before, b], q_tape[t, b], d_ih[t, b]
-            dhh = d_hh[t, b] if reset_after else di
-            dh_row, dy_row, dan, direct_row = dh[i], dy_t[b, col0:], da_n[i], dh_direct[i]
-            for j in range(hidden):
-                da_r, da_z, da_n_j, dq, direct = _backward_point(
-                    dh_row[j] + dy_row[j], g_row[j], g_row[hidden + j], g_row[2 * hidden + j],
-                    h_row[j], q_row[j], reset_after, one)
-                di[j] = da_r
-                di[hidden + j] = da_z
-                di[2 * hidden + j] = da_n_j
-                if reset_after:
-                    dhh[j] = da_r
-                    dhh[hidden + j] = da_z
-                    dhh[2 * hidden + j] = dq
-                dan[j] = da_n_j
-                direct_row[j] = direct
+            g, di = gates[t, b], d_ih[t, b]
+            dq = d_hh[t, b, 2 * hidden:] if reset_after else di[2 * hidden:]
+            _backward_row(dh[i], dy_t[b, col0:col0 + hidden], g[:hidden], g[hidden:2 * hidden],
+                          g[2 * hidden:], hs[before, b], q_tape[t, b], reset_after, one,
+                          di[:hidden], di[hidden:2 * hidden], di[2 * hidden:], dq, da_n[i],
+                          dh_direct[i])
+            if reset_after:
+                d_hh[t, b, :2 * hidden] = di[:2 * hidden]
         if reset_after:
             recurrent_product(d_hh[t, b0:b1], w_rec, dh_rec)
         else:
@@ -137,19 +182,14 @@ def _backward_rows(dy, col0, dh_n, w_rec, whn, lengths, reverse, reset_after, hs
                 b = b0 + i
                 if t >= lengths[b]:
                     continue
-                g_row, h_row, di, drz = gates[t, b], hs[before, b], d_ih[t, b], d_rz[i]
-                drh_row, reset_row = d_rh[i], dh_reset[i]
-                for j in range(hidden):
-                    da_r, dh_part = _reset_before_point(drh_row[j], g_row[j], h_row[j], one)
-                    di[j] = da_r
-                    drz[j] = da_r
-                    drz[hidden + j] = di[hidden + j]
-                    reset_row[j] = dh_part
+                di = d_ih[t, b]
+                _reset_before_row(d_rh[i], gates[t, b, :hidden], hs[before, b], one, di[:hidden],
+                                  dh_reset[i])
+                d_rz[i] = di[:2 * hidden]
             recurrent_product(d_rz, w_rec, dh_rec)
         for i in range(rows):
             if t < lengths[b0 + i]:
-                for j in range(hidden):
-                    dh[i, j] = dh_rec[i, j] + dh_direct[i, j] + dh_reset[i, j]
+                _sum_row(dh_rec[i], dh_direct[i], dh_reset[i], dh[i])
     dh0[b0:b1] = dh
 
 
