@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from fastrnn.kernels.cpu._common import accumulate_outer
-from fastrnn.kernels.cpu._gemm import split_outer_product_add
+from fastrnn.kernels.cpu._common import accumulate_outer, accumulate_product
+from fastrnn.kernels.cpu._gemm import split_outer_product_add, split_panel_product_add
 from fastrnn.kernels.cpu._simd import (K_BLOCK, OUTER_PASS, VECTOR_BYTES, _panel,
                                        outer_product_add, panel_product, panel_product_add)
 
@@ -207,6 +207,33 @@ def test_accumulate_outer_pads_columns_that_are_not_whole_vectors(cols, dtype):
     expected = holder[:, ::2].astype(np.float64) + np.einsum("tbg,tbc->gc", d_pre, inputs)
     accumulate_outer(holder[:, ::2], d_pre, inputs, True)
     np.testing.assert_allclose(holder[:, ::2], expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cols", [1, 5, 16, 28, 32])
+def test_accumulate_product_of_a_narrow_matrix_matches_the_float64_product(cols, dtype):
+    """``dx += d_pre @ W_ih`` for a narrow input, on the threads (panel product, padded
+    when the columns are not whole vectors) and not (BLAS)."""
+    rng = np.random.default_rng(cols)
+    d_pre = rng.standard_normal((5, 7, 600)).astype(dtype)   # two passes of the sums
+    weight = rng.standard_normal((600, cols)).astype(dtype)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    for split in (True, False):
+        dx = rng.standard_normal((5, 7, cols)).astype(dtype)
+        expected = dx.astype(np.float64) + d_pre.astype(np.float64) @ weight
+        accumulate_product(dx, d_pre, weight, split)
+        np.testing.assert_allclose(dx, expected, rtol=tol, atol=tol * 25)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_split_panel_product_add_gives_the_bits_of_one_call(dtype):
+    rng = np.random.default_rng(9)
+    a, w = _operands(rng, 37, K_BLOCK + 20, 2 * _lanes(dtype), dtype)
+    start = rng.standard_normal((37, 2 * _lanes(dtype))).astype(dtype)
+    split, whole = start.copy(), start.copy()
+    split_panel_product_add(split, a, w)
+    panel_product_add(a, w, 0, w.shape[1], whole, 0)
+    np.testing.assert_array_equal(split, whole)
 
 
 def test_weight_panels_pad_rows_that_would_collide_in_cache():

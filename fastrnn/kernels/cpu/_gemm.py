@@ -11,7 +11,7 @@ from numba import prange
 
 from ._blas import gemm
 from ._jit import inline_jit, par_jit
-from ._simd import outer_product_add
+from ._simd import outer_product_add, panel_product_add
 
 #: Row blocks of the large GEMMs: a constant, not the thread count, so that
 #: the order of the sums (and so every result bit) is the same on any machine.
@@ -71,3 +71,13 @@ def split_outer_product_add(grad, d_rows, in_rows):
     for part in prange(SPLIT):
         outer_product_add(d_rows, in_rows, grad, _tile_bound(part, rows),
                           _tile_bound(part + 1, rows))
+
+
+@par_jit
+def split_panel_product_add(out, a, w):
+    """``out += a @ w`` (:func:`~._simd.panel_product_add`, all C-contiguous, ``w`` (K, N)
+    with N whole vectors), the rows in :data:`SPLIT` blocks on numba's threads."""
+    rows = a.shape[0]
+    for part in prange(SPLIT):
+        r0, r1 = _row_block(part, rows)
+        panel_product_add(a[r0:r1], w, 0, out.shape[1], out[r0:r1], 0)
