@@ -5,10 +5,9 @@ of a matrix, so a product added to a gradient went through a scratch array and
 an extra pass over memory, and a product split by output columns was
 impossible. :func:`gemm` calls the BLAS numba's ``np.dot`` calls (SciPy's
 OpenBLAS, through numba's ``numba_xxgemm`` helper, so compiled kernels stay
-cacheable) with ``beta`` and leading dimensions of its own. Split across
-numba's threads this way, the weight-gradient and input-gradient GEMMs of a
-(100, 128, 512, 512) GRU run at 424-467 GFLOP/s here, against 357-368 through
-``np.dot`` plus a scratch array and a separate addition.
+cacheable) with ``beta`` and leading dimensions of its own. It runs the
+gradient GEMMs of the scans that stay on BLAS's threads (:mod:`._common`); on
+numba's threads the register-tiled kernels of :mod:`._simd` run them instead.
 """
 
 import numpy as np

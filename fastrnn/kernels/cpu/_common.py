@@ -14,8 +14,7 @@ import threading
 import numpy as np
 
 from ._blas import gemm
-from ._gemm import (split_dot_add, split_outer_product_add, split_panel_product_add,
-                    split_project)
+from ._gemm import split_outer_product_add, split_panel_product_add, split_project
 from ._simd import VECTOR_BYTES, padded_columns, panel_product
 from ._jit import inline_jit, row_jit, scan_jit
 
@@ -222,17 +221,18 @@ def accumulate_product(out, a, b, split=False):
     """``out += a @ b`` over rows (``out`` C-contiguous, ``a`` of shape (..., K),
     ``b`` (K, N)); ``split`` as in :func:`accumulate_outer`.
 
-    On numba's threads, a narrow ``b`` (at most two vectors of columns: the input
-    gradient of a narrow input) goes through :func:`~._simd.panel_product_add`,
-    which reads the rows of ``a`` once. Two threads, float32, against OpenBLAS
-    split the same way: 6.3 against 10.3 ms for ``dx`` of the long LSTM shape
-    (32000 x 512 by 512 x 32), 0.38 against 0.48 ms at the d2l shape (1120 x
-    1024 by 1024 x 28, padded to 32); its sums run in order, so their rounding
-    error is about twice BLAS's (1e-6 against 5e-7 relative in float32).
+    On numba's threads: :func:`~._gemm.split_panel_product_add` (``b`` and ``out``
+    padded to whole vectors when needed). Two threads, float32, against
+    OpenBLAS split the same way (ms): ``dx`` of the long LSTM shape (32000 x 512
+    by 512 x 32) 6.3 against 10.3, of the medium one (6400 x 1024 by 1024 x
+    128) 7.9 against 9.5, at the d2l shape (1120 x 1024 by 1024 x 28, padded to
+    32) 0.32 against 0.41; 127 against 132 at (100, 128, 512, 512). Its sums run
+    in order, so their rounding error is about twice BLAS's (1e-6 against 5e-7
+    relative in float32).
     """
     out_rows, a_rows = _rows(out), _rows(a)
-    if not split or b.shape[1] > 2 * VECTOR_BYTES // b.itemsize:
-        (split_dot_add if split else _dot_add)(out_rows, a_rows, b)
+    if not split:
+        _dot_add(out_rows, a_rows, b)
         return
     target = _whole_vectors(out_rows)
     split_panel_product_add(target, a_rows, _whole_vectors(b))
