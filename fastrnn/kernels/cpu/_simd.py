@@ -294,8 +294,8 @@ def outer_product_add(d, inputs, grad, g0, g1):
     passes of :data:`OUTER_PASS`, in order (one fused multiply-add each), and
     each pass's sum is added to ``grad``, as BLAS does: an element's bits do not
     depend on which rows a thread takes, and its rounding error grows with the
-    number of passes, not of terms (float32, K = 32000: 7e-6 relative with one
-    running sum, as ``grad`` went, against 5e-7 for OpenBLAS).
+    number of passes, not of terms (float32, K = 32000: 4.7e-7 relative, against
+    6.7e-7 for OpenBLAS and 7e-6 for one running sum started from ``grad``).
 
     Parameters
     ----------
