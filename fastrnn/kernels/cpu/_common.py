@@ -16,6 +16,7 @@ import numpy as np
 from ._blas import gemm
 from ._gemm import split_outer_product_add, split_panel_product_add, split_project
 from ._simd import VECTOR_BYTES, padded_columns, panel_product
+from ...cells.guard import guard_row
 from ._jit import inline_jit, row_jit, scan_jit
 
 _thread_scratch = threading.local()
@@ -309,6 +310,9 @@ def _merge_output_grad(dh, dy, t, col0, lengths, b0):
                 dh[i, j] += dy[t, b0 + i, col0 + j]
 
 
+_guard_row = inline_jit(guard_row)
+
+
 @inline_jit
 def guard_step_error(dh, t, lengths, clip, norms, b0):
     """Measure, and clip, the error ``dL/dh_t`` of each sequence at step ``t``.
@@ -318,24 +322,13 @@ def guard_step_error(dh, t, lengths, clip, norms, b0):
     row's 2-norm goes to ``norms[t, b]`` when ``norms`` is not empty (padding
     steps keep 0); with ``clip > 0`` a row longer than ``clip`` is scaled to
     length ``clip`` before it flows on, so the error is bounded where it
-    arises, at every step.
+    arises, at every step (:func:`fastrnn.cells.guard.guard_row`, the CUDA
+    kernels' source too).
     """
     record = norms.shape[0] > 0
     for i in range(dh.shape[0]):
-        b = b0 + i
-        if t >= lengths[b]:
-            continue
-        row = dh[i]
-        total = 0.0
-        for j in range(row.shape[0]):
-            total += np.float64(row[j]) * np.float64(row[j])
-        norm = np.sqrt(total)
-        if record:
-            norms[t, b] = norm
-        if clip > 0.0 and norm > clip:
-            scale = clip / norm
-            for j in range(row.shape[0]):
-                row[j] = row[j] * scale
+        if t < lengths[b0 + i]:
+            _guard_row(dh[i], t, b0 + i, clip, norms, record)
 
 
 @inline_jit

@@ -12,11 +12,10 @@ bidirectional layer's columns are copied out and back by a kernel
 offset.
 """
 
-import math
-
 import numpy as np
 from numba import cuda
 
+from ...cells.guard import guard_row as cells_guard_row
 from ..cpu import _common as cpu_common
 from ._arrays import upload, zeros
 from ._gemm import add_column_sums, add_row, columns, matmul
@@ -178,23 +177,9 @@ def _output_grad(dh, dy, t, lengths, dh_total):
         dh_total[b, j] = 0
 
 
-@cuda.jit(device=True)
-def guard_row(row, t, b, clip, norms, record):
-    """The error guard on one sequence's ``dL/dh_t`` (``row``): its 2-norm (float64,
-    in order) into ``norms[t, b]`` when ``record``; with ``clip`` > 0 the row scaled
-    to length ``clip`` when longer. Shared by :func:`_guard` and the persistent
-    scans (:mod:`.persistent`)."""
-    total = 0.0
-    for j in range(row.shape[0]):
-        value = np.float64(row[j])
-        total += value * value
-    norm = math.sqrt(total)
-    if record:
-        norms[t, b] = norm
-    if clip > 0.0 and norm > clip:
-        scale = clip / norm
-        for j in range(row.shape[0]):
-            row[j] = row[j] * scale
+#: The error guard on one row (:func:`fastrnn.cells.guard.guard_row`, the CPU scans'
+#: source too), shared by :func:`_guard` and the persistent scans (:mod:`.persistent`).
+guard_row = cuda.jit(device=True)(cells_guard_row)
 
 
 @kernel("void({f}[:, ::1], int64, int64[::1], float64, float64[:, ::1], boolean)")
