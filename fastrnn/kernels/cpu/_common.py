@@ -199,10 +199,17 @@ def accumulate_outer(grad, d_pre, inputs, split=False):
     if not split:
         _outer_add(grad, d_rows, in_rows)
         return
-    target = _whole_vectors(grad)
-    split_outer_product_add(target, d_rows, _whole_vectors(in_rows))
-    if target is not grad:
-        grad[...] = target[:, :grad.shape[1]]
+    _add_on_whole_vectors(split_outer_product_add, grad, d_rows, in_rows)
+
+
+def _add_on_whole_vectors(kernel, out, a, b):
+    """``kernel(out, a, b)`` (a product added to ``out`` by the register tiles), with
+    ``out`` and ``b`` given whole vectors of columns (:func:`_whole_vectors`); a
+    padded ``out`` is copied back."""
+    target = _whole_vectors(out)
+    kernel(target, a, _whole_vectors(b))
+    if target is not out:
+        out[...] = target[:, :out.shape[1]]
 
 
 def _whole_vectors(matrix):
@@ -235,10 +242,7 @@ def accumulate_product(out, a, b, split=False):
     if not split:
         _dot_add(out_rows, a_rows, b)
         return
-    target = _whole_vectors(out_rows)
-    split_panel_product_add(target, a_rows, _whole_vectors(b))
-    if target is not out_rows:
-        out_rows[...] = target[:, :out_rows.shape[1]]
+    _add_on_whole_vectors(split_panel_product_add, out_rows, a_rows, b)
 
 
 def accumulate_input_grads(d_pre, x, weight_ih, grad_weight_ih, dx, split=False):

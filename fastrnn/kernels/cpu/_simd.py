@@ -102,8 +102,8 @@ def _tile(rows, vectors, full=True, a_by_columns=False, add_at_end=False):
                 w_row = builder.add(w0, builder.mul(k, ldw))
                 w_vectors = [builder.load(vector_at(w_ptr, builder.add(w_row, index(v * lanes))),
                                           align=size) for v in range(vectors)]
+                term = builder.mul(k, lda) if a_by_columns else k
                 for r in range(rows):
-                    term = builder.mul(k, lda) if a_by_columns else k
                     element = builder.load(builder.gep(a_ptr, [builder.add(a_rows[r], term)]))
                     broadcast = builder.shuffle_vector(
                         builder.insert_element(undef, element, ir.IntType(32)(0)), undef, splat)

@@ -89,7 +89,6 @@ def _sum_row(a, b, c, out):
         out[j] = a[j] + b[j] + c[j]
 
 
-
 @scan_jit
 def _forward_rows(xproj, w_rec_t, whn_t, b_hn, lengths, reverse, keep, reset_after, y, col0, hs,
                   gates, q_tape, b0, b1):
