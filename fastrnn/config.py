@@ -69,3 +69,7 @@ LSTM_INPUT_IN_SCAN = int(os.environ.get("FASTRNN_LSTM_INPUT_IN_SCAN", 64))
 #: read at each call. The threshold is a guess: it has not been timed on a GPU.
 CUDA_PERSISTENT = _env_flag("FASTRNN_CUDA_PERSISTENT", True)
 CUDA_PERSISTENT_MAX_BATCH = int(os.environ.get("FASTRNN_CUDA_PERSISTENT_MAX_BATCH", 32))
+#: Most bytes of idle memory blocks :mod:`fastrnn._memory` keeps for the arrays
+#: calls hand back (tapes, outputs, gradients); 0 turns the pool off. Read at
+#: each allocation.
+POOL_BYTES = int(os.environ.get("FASTRNN_POOL_BYTES", 256 * 1024 * 1024))

@@ -10,6 +10,7 @@ import types
 
 import numpy as np
 
+from .. import _memory
 from .._validation import as_float_array
 
 
@@ -31,7 +32,7 @@ def _identity(array):
 
 #: NumPy's versions of the operations (see the module docstring).
 HOST = types.SimpleNamespace(
-    zeros=np.zeros, empty_like=np.empty_like, put=_put, multiply=_multiply, swap01=_swap01,
+    zeros=_memory.zeros, empty_like=np.empty_like, put=_put, multiply=_multiply, swap01=_swap01,
     contiguous=np.ascontiguousarray, to_host=_identity, native=_identity,
     float_input=as_float_array,
     row=lambda array, index: np.ascontiguousarray(array[index]),

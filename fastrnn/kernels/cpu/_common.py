@@ -13,6 +13,7 @@ import threading
 
 import numpy as np
 
+from ... import _memory
 from ._blas import gemm
 from ._gemm import split_outer_product_add, split_panel_product_add, split_project
 from ._simd import VECTOR_BYTES, padded_columns, panel_product
@@ -381,7 +382,7 @@ def state_buffer(initial, steps, keep_tape, reverse):
     :func:`entering_states`). Without a tape two slots alternate.
     """
     slots, first = state_slots(steps, keep_tape, reverse)
-    buffer = np.empty((slots,) + initial.shape, initial.dtype)
+    buffer = _memory.empty((slots,) + initial.shape, initial.dtype)
     buffer[first] = initial
     return buffer
 

@@ -11,6 +11,7 @@ read-out after a threaded LSTM, a char-LM training step (LSTM 256, batch
 
 import numpy as np
 
+from ... import _memory
 from ._common import _project, accumulate_outer, accumulate_product
 from ._gemm import split_project
 from ._threads import blas_threads_for, follow_scan_pool
@@ -22,7 +23,7 @@ def _threaded(rows, weight):
 
 def forward(weight, bias, x_rows):
     """``x_rows @ weight.T + bias`` for (N, in) rows; returns a new (N, out) array."""
-    out = np.empty((x_rows.shape[0], weight.shape[0]), x_rows.dtype)
+    out = _memory.empty((x_rows.shape[0], weight.shape[0]), x_rows.dtype)
     bias = np.empty(0, x_rows.dtype) if bias is None else bias
     split = _threaded(x_rows.shape[0], weight)
     with blas_threads_for(split):
@@ -34,7 +35,7 @@ def backward(weight, grad_weight, grad_bias, x_rows, dy_rows):
     """Accumulate ``grad_weight += dy^T x`` and ``grad_bias += sum(dy)``; return ``dy @ weight``."""
     if grad_bias is not None:
         grad_bias += dy_rows.sum(axis=0)
-    dx = np.zeros((dy_rows.shape[0], weight.shape[1]), dy_rows.dtype)
+    dx = _memory.zeros((dy_rows.shape[0], weight.shape[1]), dy_rows.dtype)
     split = _threaded(x_rows.shape[0], weight)
     with blas_threads_for(split):
         accumulate_outer(grad_weight, dy_rows, x_rows, split)

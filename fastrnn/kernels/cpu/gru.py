@@ -9,6 +9,7 @@ backward pass needs for ``da_r`` and for ``grad W_hn`` respectively.
 import numpy as np
 from numba import prange
 
+from ... import _memory
 from ...cells.gru import (gru_backward_point, gru_gates_point, gru_output_point,
                           gru_reset_before_point)
 from ._common import (accumulate_input_grads, accumulate_outer, column_sums, entering_states,
@@ -236,8 +237,8 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     w_rec, whn = _recurrent_weights(spec, weights)
     slots = tape_length(steps, keep_tape)
     hs = state_buffer(state0[0], steps, keep_tape, reverse)
-    gates = np.empty((slots, batch, 3 * hidden), dtype)
-    q_tape = np.empty((slots, batch, hidden), dtype)
+    gates = _memory.empty((slots, batch, 3 * hidden), dtype)
+    q_tape = _memory.empty((slots, batch, hidden), dtype)
     args = (weight_panel(w_rec, transpose=True), weight_panel(whn, transpose=True), b_hn, lengths,
             reverse, keep_tape,
             spec.reset_after, y, col0, hs, gates, q_tape)

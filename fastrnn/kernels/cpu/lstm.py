@@ -12,7 +12,7 @@ what lets LLVM vectorise the pointwise loops.
 import numpy as np
 from numba import prange
 
-from ... import config
+from ... import _memory, config
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
 from ._common import (accumulate_input_grads, accumulate_outer, add_into, bias_gradient,
                       entering_states, error_guard, final_slot, guard_step_error,
@@ -242,7 +242,7 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     hs = state_buffer(state0[0], steps, keep_tape, reverse)
     cs = state_buffer(state0[1], steps, keep_tape, reverse)
     peep = _peephole_rows(spec, weights, dtype)
-    gates = np.empty((slots, batch, weights["weight_ih"].shape[0]), dtype)
+    gates = _memory.empty((slots, batch, weights["weight_ih"].shape[0]), dtype)
     mode = _scan_mode(spec, batch, dtype)
     if mode == "units":
         with single_blas_thread():
@@ -264,7 +264,7 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
         blocks = SPLIT if mode == "blocks" else 1
         whr_t = (weight_panel(weights["weight_hr"], transpose=True) if project
                  else np.empty((0, 0), dtype))
-        m_tape = np.empty((slots if project else 1, batch, hidden), dtype)
+        m_tape = _memory.empty((slots if project else 1, batch, hidden), dtype)
         args = (weight_panel(weights["weight_hh"], transpose=True), whr_t, peep, lengths, reverse,
                 keep_tape, spec.coupled, y, col0, hs, cs, gates, m_tape)
         wih = weights["weight_ih"]

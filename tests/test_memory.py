@@ -1,0 +1,130 @@
+"""The pool of large host arrays (fastrnn._memory): reuse, safety, bounds."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import fastrnn as fr
+from fastrnn import _memory
+
+LARGE = (64, 1024)   # 256 KiB of float32: pooled
+
+
+@pytest.fixture(autouse=True)
+def empty_pool():
+    _memory.release()
+    yield
+    _memory.release()
+
+
+def test_block_is_reused_once_every_array_is_gone():
+    a = _memory.empty(LARGE, np.float32)
+    address = a.ctypes.data
+    del a
+    assert _memory.idle_bytes() > 0
+    b = _memory.empty(LARGE, np.float32)
+    assert b.ctypes.data == address
+    assert _memory.idle_bytes() == 0
+
+
+def test_block_is_not_reused_while_a_view_lives():
+    a = _memory.empty(LARGE, np.float32)
+    a[...] = 7.0
+    view = a[3:5, ::2]
+    del a
+    assert _memory.idle_bytes() == 0
+    b = _memory.empty(LARGE, np.float32)
+    b[...] = -1.0
+    assert (view == 7.0).all()
+    del view
+    assert _memory.idle_bytes() > 0
+
+
+def test_arrays_are_aligned_writable_and_contiguous():
+    a = _memory.empty((3, 50, 1000), np.float64)
+    assert a.shape == (3, 50, 1000) and a.dtype == np.float64
+    assert a.flags.c_contiguous and a.flags.writeable
+    assert a.ctypes.data % 64 == 0
+
+
+def test_zeros_are_zero_on_a_reused_block():
+    a = _memory.empty(LARGE, np.float32)
+    a[...] = np.nan
+    del a
+    z = _memory.zeros(LARGE, np.float32)
+    assert not z.any()
+
+
+def test_small_arrays_are_plain_numpy():
+    small = _memory.empty((4, 4), np.float32)
+    assert small.base is None
+    del small
+    assert _memory.idle_bytes() == 0
+
+
+def test_idle_bytes_stay_under_the_bound(monkeypatch):
+    one = _memory.size_class(np.prod(LARGE) * 4 + 64)
+    monkeypatch.setattr(fr.config, "POOL_BYTES", 2 * one)
+    arrays = [_memory.empty(LARGE, np.float32) for _ in range(5)]
+    del arrays
+    assert _memory.idle_bytes() == 2 * one
+
+
+def test_zero_bound_turns_the_pool_off(monkeypatch):
+    monkeypatch.setattr(fr.config, "POOL_BYTES", 0)
+    a = _memory.empty(LARGE, np.float32)
+    assert a.base is None
+
+
+def test_freeing_while_the_pool_is_locked_does_not_wait():
+    a = _memory.empty(LARGE, np.float32)
+    done = threading.Event()
+
+    def drop():
+        nonlocal a
+        del a
+        done.set()
+
+    with _memory._lock:
+        drop()                     # the finaliser runs here, under the lock
+        assert done.is_set()
+    assert _memory.idle_bytes() == 0   # the block was freed, not kept
+
+
+@pytest.mark.parametrize("nbytes", [1, 4095, 4096, 4097, 100_000, 131_072, 5_000_001, 2 ** 30 + 1])
+def test_size_class_bounds(nbytes):
+    size = _memory.size_class(nbytes)
+    assert nbytes <= size < nbytes + max(4096, nbytes // 8 + 1)
+    assert _memory.size_class(size) == size
+
+
+def test_outputs_kept_by_the_caller_are_never_overwritten():
+    layer = fr.LSTM(8, 64, seed=0)
+    rng = np.random.default_rng(0)
+    x1, x2 = (rng.standard_normal((40, 16, 8)).astype(np.float32) for _ in range(2))
+    y1, _, tape = layer.forward(x1)
+    y1_kept = y1.copy()
+    dx1 = layer.backward(tape, np.ones_like(y1))[0]
+    dx1_kept = dx1.copy()
+    for _ in range(3):
+        y2, _, tape2 = layer.forward(x2)
+        layer.backward(tape2, np.ones_like(y2))
+        del y2, tape2
+    np.testing.assert_array_equal(y1, y1_kept)
+    np.testing.assert_array_equal(dx1, dx1_kept)
+
+
+def test_a_training_loop_reuses_its_tapes():
+    layer = fr.LSTM(8, 64, seed=0)
+    x = np.random.default_rng(0).standard_normal((40, 16, 8)).astype(np.float32)
+    y, _, tape = layer.forward(x)
+    layer.backward(tape, np.ones_like(y))
+    del y, tape
+    idle = _memory.idle_bytes()
+    assert idle > 0
+    for _ in range(3):
+        y, _, tape = layer.forward(x)
+        layer.backward(tape, np.ones_like(y))
+        del y, tape
+        assert _memory.idle_bytes() == idle
