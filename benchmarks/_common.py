@@ -49,6 +49,35 @@ def best_time(function, repeats, min_seconds=0.2):
     return float(np.median(times))
 
 
+def paired_times(first, second, repeats, rounds=5, min_seconds=0.2):
+    """Medians of ``first``'s and ``second``'s timings, measured in alternating rounds.
+
+    After one warm-up call each, ``rounds`` rounds each time a run of calls of one
+    function, then of the other (which goes first alternates), every run at least
+    ``repeats / rounds`` calls (at least 2) and ``min_seconds / rounds`` long. A
+    slow phase of a shared machine then hits both sides instead of whichever was
+    being timed, while neither function's calls sit between the other's (their
+    thread pools' spinning after a call would disturb the next one).
+    """
+    first()
+    second()
+    per_round = max(2, -(-repeats // rounds))
+    times = ([], [])
+    for index in range(rounds):
+        order = (0, 1) if index % 2 == 0 else (1, 0)
+        for side in order:
+            function = (first, second)[side]
+            start, calls = time.perf_counter(), 0
+            while calls < per_round or time.perf_counter() - start < min_seconds / rounds:
+                begin = time.perf_counter()
+                function()
+                times[side].append(time.perf_counter() - begin)
+                calls += 1
+                if calls >= 10 * per_round:
+                    break
+    return float(np.median(times[0])), float(np.median(times[1]))
+
+
 def require_device(device):
     """Skip a benchmark case (asv: ``NotImplementedError`` in ``setup``) whose device cannot
     be timed here: ``"cuda"`` without a real GPU (numba's simulator does not count)."""
@@ -62,8 +91,12 @@ def require_device(device):
         raise NotImplementedError("numba's CUDA simulator is on: nothing to time")
 
 
-def fastrnn_runs(cell, shape, dtype, device="cpu"):
+def fastrnn_runs(cell, shape, dtype, device="cpu", input_grad=False):
     """``(layer, forward, train)``: one layer and callables running it on ``device``.
+
+    ``train`` is a forward with a tape and a backward, with the input gradient
+    only when ``input_grad`` (a first layer's input needs none; torch's
+    :func:`torch_runs` computes it under the same flag).
 
     On ``"cuda"`` the input and output gradient are uploaded once, here, so that
     the callables time the kernels (GPU arrays in and out), and each callable
@@ -86,15 +119,16 @@ def fastrnn_runs(cell, shape, dtype, device="cpu"):
 
     def train():
         _, _, tape = layer.forward(x)
-        layer.backward(tape, dy)
+        layer.backward(tape, dy, input_grad=input_grad)
         if synchronize:
             synchronize()
 
     return layer, forward, train
 
 
-def torch_runs(torch, layer, shape):
-    """torch's forward and training callables for the same layer, in the layer's dtype."""
+def torch_runs(torch, layer, shape, input_grad=False):
+    """torch's forward and training callables for the same layer, in the layer's dtype
+    (the input gradient computed only when ``input_grad``: ``requires_grad``)."""
     steps, batch, inputs, hidden = shape
     dtype = layer.dtype
     module = getattr(torch.nn, type(layer).__name__)(inputs, hidden)
@@ -103,6 +137,7 @@ def torch_runs(torch, layer, shape):
     module.load_state_dict({k: torch.from_numpy(v) for k, v in layer.state_dict().items()})
     rng = np.random.default_rng(0)
     x = torch.from_numpy(rng.standard_normal((steps, batch, inputs)).astype(dtype))
+    x.requires_grad_(input_grad)
     dy = torch.from_numpy(rng.standard_normal((steps, batch, hidden)).astype(dtype))
 
     def forward():
@@ -111,6 +146,7 @@ def torch_runs(torch, layer, shape):
 
     def train():
         module.zero_grad(set_to_none=True)
+        x.grad = None
         y, _ = module(x)
         y.backward(dy)
 

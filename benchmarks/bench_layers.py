@@ -5,7 +5,7 @@ Compilation happens in ``setup`` (one warm-up call), never inside ``time_*``.
 
 import numpy as np
 
-from ._common import CELLS, SHAPES, best_time, fastrnn_runs, require_device, torch_runs
+from ._common import CELLS, SHAPES, fastrnn_runs, paired_times, require_device, torch_runs
 
 DTYPES = ("float32", "float64")
 DEVICES = ("cpu", "cuda")
@@ -51,10 +51,12 @@ class RatioVsTorch:
         self.torch_forward, self.torch_train = torch_runs(torch, self.layer, SHAPES[shape])
 
     def track_ratio_vs_torch_forward(self, cell, shape):
-        return best_time(self.forward, self.repeats) / best_time(self.torch_forward, self.repeats)
+        ours, theirs = paired_times(self.forward, self.torch_forward, self.repeats)
+        return ours / theirs
 
     def track_ratio_vs_torch_forward_backward(self, cell, shape):
-        return best_time(self.train, self.repeats) / best_time(self.torch_train, self.repeats)
+        ours, theirs = paired_times(self.train, self.torch_train, self.repeats)
+        return ours / theirs
 
     track_ratio_vs_torch_forward.unit = "ratio"
     track_ratio_vs_torch_forward_backward.unit = "ratio"

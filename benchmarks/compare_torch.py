@@ -2,7 +2,11 @@
 
 Times forward (inference) and forward+backward (training) of one-layer RNN,
 LSTM and GRU layers at fixed shapes, float32, and prints the ratio
-``fastrnn time / torch time`` (below 1 means fastrnn is faster).
+``fastrnn time / torch time`` (below 1 means fastrnn is faster). Each pair
+is timed in alternating rounds (``_common.paired_times``), and forward+backward
+computes the same gradients on both sides: the parameters', and the input's
+only with ``--input-grad`` (a first layer's input needs none; until
+2026-12-06 fastrnn's side computed it and torch's did not).
 
 Usage (speed on a user's default machine: leave BLAS unpinned)::
 
@@ -20,10 +24,10 @@ import numpy as np
 import fastrnn as fr
 try:  # imported by asv as part of the benchmarks package, or run as a script
     from ._common import (CELLS, SHAPES, best_time, blas_description, fastrnn_runs,
-                          load_kernels_blas, torch_runs)
+                          load_kernels_blas, paired_times, torch_runs)
 except ImportError:
     from _common import (CELLS, SHAPES, best_time, blas_description, fastrnn_runs,
-                         load_kernels_blas, torch_runs)
+                         load_kernels_blas, paired_times, torch_runs)
 
 load_kernels_blas()   # now, so that --threads limits it
 
@@ -50,17 +54,19 @@ def sgemm_rate(size=2048, repeats=5):
     return 2 * size ** 3 / seconds / 1e9
 
 
-def training_gflops(cell, shape):
-    """Multiply-adds x 2 of one forward+backward: three GEMM-sized passes (forward,
-    input/state gradients, weight gradients) of ``T * B * G * H * (I + H)``."""
+def training_gflops(cell, shape, input_grad=False):
+    """Multiply-adds x 2 of one forward+backward, in ``T * B * G * H`` times: ``I + H``
+    for the forward, ``H`` for the state gradients, ``I`` for the input gradient
+    (when computed) and ``I + H`` for the weight gradients."""
     steps, batch, inputs, hidden = shape
-    return 3 * 2 * steps * batch * _GATES[cell] * hidden * (inputs + hidden) / 1e9
+    per_row = 2 * (inputs + hidden) + hidden + (inputs if input_grad else 0)
+    return 2 * steps * batch * _GATES[cell] * hidden * per_row / 1e9
 
 
-def verdict(cell, name, row, sgemm):
+def verdict(cell, name, row, sgemm, input_grad=False):
     """``(goal text, PASS/MISS)`` of one row."""
     if name == "large":
-        share = training_gflops(cell, SHAPES[name]) / row["train"] / sgemm
+        share = training_gflops(cell, SHAPES[name], input_grad) / row["train"] / sgemm
         row["share_of_sgemm"] = share
         return f">={LARGE_GOAL:.0%} SGEMM ({share:.0%})", (
             "PASS" if share >= LARGE_GOAL else "MISS")
@@ -68,13 +74,14 @@ def verdict(cell, name, row, sgemm):
     return f"<={goal:.1f}", "PASS" if row["train_ratio"] <= goal else "MISS"
 
 
-def measure(torch, cell, name, dtype, repeats):
-    """Median times of fastrnn and torch, forward and forward+backward, and their ratios."""
-    layer, fwd, train = fastrnn_runs(cell, SHAPES[name], dtype)
-    t_fwd, t_train = torch_runs(torch, layer, SHAPES[name])
-    times = {label: best_time(function, repeats)
-             for label, function in (("fwd", fwd), ("torch_fwd", t_fwd), ("train", train),
-                                     ("torch_train", t_train))}
+def measure(torch, cell, name, dtype, repeats, input_grad=False):
+    """Median times of fastrnn and torch, forward and forward+backward, and their ratios
+    (each pair timed in alternating rounds, :func:`paired_times`)."""
+    layer, fwd, train = fastrnn_runs(cell, SHAPES[name], dtype, input_grad=input_grad)
+    t_fwd, t_train = torch_runs(torch, layer, SHAPES[name], input_grad=input_grad)
+    times = {}
+    times["fwd"], times["torch_fwd"] = paired_times(fwd, t_fwd, repeats)
+    times["train"], times["torch_train"] = paired_times(train, t_train, repeats)
     return dict(cell=cell, shape=name, dtype=dtype.name, dims=SHAPES[name], **times,
                 fwd_ratio=times["fwd"] / times["torch_fwd"],
                 train_ratio=times["train"] / times["torch_train"])
@@ -126,6 +133,9 @@ def main():
     parser.add_argument("--dtypes", nargs="*", default=["float32"],
                         choices=["float32", "float64"],
                         help="float64 rows also report fastrnn's float64/float32 time")
+    parser.add_argument("--input-grad", action="store_true",
+                        help="forward+backward also computes the input gradient, on both "
+                             "sides (default: neither, as for a first layer)")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--plot", help="bar chart (PNG) of the forward+backward ratios with "
                                        "their goals (needs matplotlib)")
@@ -141,6 +151,8 @@ def main():
     print(f"fastrnn {fr.__version__}, torch {torch.__version__}, numpy {np.__version__}, "
           f"{platform.machine()}, torch threads {torch.get_num_threads()}")
     print(f"BLAS: {blas_description()}")
+    print("forward+backward " + ("with" if args.input_grad else "without")
+          + " the input gradient, on both sides")
     sgemm = sgemm_rate()  # float32, through the kernels' BLAS
     print(f"SGEMM rate (the kernels' BLAS, 2048^3): {sgemm:.0f} GFLOP/s")
     print(f"{'cell':5} {'shape':7} {'T,B,I,H':>18} | {'fwd ms':>8} {'torch':>8} {'ratio':>6} "
@@ -150,9 +162,10 @@ def main():
     for dtype in args.dtypes:
         for cell in args.cells:
             for name in args.shapes:
-                row = measure(torch, cell, name, np.dtype(dtype), args.repeats)
+                row = measure(torch, cell, name, np.dtype(dtype), args.repeats, args.input_grad)
                 if dtype == "float32":
-                    row["goal"], row["verdict"] = verdict(cell, name, row, sgemm)
+                    row["goal"], row["verdict"] = verdict(cell, name, row, sgemm,
+                                                          args.input_grad)
                     float32_train[(cell, name)] = row["train"]
                 elif (cell, name) in float32_train:
                     row["goal"] = "f64/f32 <= 2"
@@ -171,6 +184,7 @@ def main():
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(dict(date=time.strftime("%Y-%m-%d"), blas=blas_description(),
+                           input_grad=args.input_grad,
                            sgemm_gflops=sgemm, rows=rows), handle, indent=1)
 
 

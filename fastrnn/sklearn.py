@@ -233,7 +233,7 @@ class _RNNEstimator(BaseEstimator):
             z, _, tape = model.forward(x)
             loss, dz = self._pooled_loss(z, targets, pooling)
             model.zero_grad()
-            model.backward(tape, dz)
+            model.backward(tape, dz, input_grad=False)
             return loss
         z, _ = model(x)
         loss, dz = self._pooled_loss(z, targets, pooling)

@@ -160,6 +160,13 @@ def test_float32_matches_the_cpu_backend(case):
     _compare(cls, options, np.float32)
 
 
+@pytest.mark.parametrize("cls, options", [(fr.GRU, {}), (fr.LSTM, dict(num_layers=2))])
+def test_no_input_gradient_matches_the_cpu_backend(cls, options):
+    cpu, gpu = _compare(cls, options, np.float64, input_grad=False)
+    x, hx, dy, dh_n = _inputs(cpu, False, np.float64)
+    assert "dx" not in _run(gpu, x, hx, dy, dh_n, input_grad=False)
+
+
 @pytest.mark.parametrize("cls, options", [(fr.RNN, {}), (fr.GRU, dict(reset_after=False)),
                                           (fr.LSTM, dict(proj_size=4))])
 def test_error_clip_and_norms_match_the_cpu_backend(cls, options):

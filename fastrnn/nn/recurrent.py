@@ -251,7 +251,7 @@ class RecurrentLayer(HasParameters):
         return self._arrays.to_host(value)
 
     def backward(self, tape, dy, dh_n=None, *, error_clip=None, error_norms=None,
-                 check_finite=False):
+                 check_finite=False, input_grad=True):
         """Backpropagate through a :meth:`forward`; accumulate parameter gradients.
 
         Parameters
@@ -280,12 +280,17 @@ class RecurrentLayer(HasParameters):
         check_finite : bool
             Raise ``FloatingPointError`` if ``dy`` or ``dh_n`` holds a NaN or
             an infinity (naming the argument and the first such element).
+        input_grad : bool
+            Compute ``dx`` (default). False skips the first layer's input
+            gradient, a GEMM as large as a weight gradient, when nothing needs
+            it (the layer reads the data), as torch does for an input without
+            ``requires_grad``; ``dx`` is then None.
 
         Returns
         -------
         dx : ndarray or None
             Gradient with respect to ``x``, shaped like ``x``; None for token
-            input. GPU arrays (this and ``dhx``) when the forward's ``x`` was
+            input or ``input_grad=False``. GPU arrays (this and ``dhx``) when the forward's ``x`` was
             one.
         dhx : ndarray or tuple of ndarray
             Gradient with respect to ``hx``, shaped like ``h_n``.
@@ -296,6 +301,7 @@ class RecurrentLayer(HasParameters):
         if check_bool("check_finite", check_finite):
             _check_finite("dy", dy)
             _check_finite("dh_n", dh_n)
+        input_grad = check_bool("input_grad", input_grad) and not tape.tokens
         steps, batch, unbatched = tape.steps, tape.batch, tape.unbatched
         out = self.spec.output_size
         d_out = self._check_output_grad(dy, steps, batch, unbatched)
@@ -309,7 +315,8 @@ class RecurrentLayer(HasParameters):
             in_size = self.input_size if layer == 0 else out * self.num_directions
             if layer == 0 and tape.tokens:
                 in_size = 0
-            dx = arrays.zeros((steps, batch, in_size), self.dtype)
+            dx = (None if layer == 0 and not input_grad
+                  else arrays.zeros((steps, batch, in_size), self.dtype))
             for direction in range(self.num_directions):
                 index = layer * self.num_directions + direction
                 final = tuple(arrays.row(s, index) for s in dstate_n)
@@ -321,7 +328,7 @@ class RecurrentLayer(HasParameters):
             if layer > 0 and tape.masks[layer - 1] is not None:
                 arrays.multiply(dx, tape.masks[layer - 1])
             d_out = dx
-        dx = None if tape.tokens else self._to_user_layout(d_out, unbatched)
+        dx = self._to_user_layout(d_out, unbatched) if input_grad else None
         dhx = self._state_to_user(dstate0, unbatched)
         if arrays is not HOST and not tape.on_device:
             dx = None if dx is None else self._to_host(dx)

@@ -171,7 +171,7 @@ class Sequential(HasParameters):
                 check_finite_values(name, value)
 
     def backward(self, tape, dy, dstates=None, *, error_clip=None, error_norms=None,
-                 check_finite=False):
+                 check_finite=False, input_grad=True):
         """Add every layer's parameter gradients; return ``(dx, dhx)``.
 
         ``dy`` None means a zero output gradient (only the states' gradients
@@ -183,19 +183,24 @@ class Sequential(HasParameters):
         recurrent layer) go to each recurrent layer's
         :meth:`~fastrnn.nn.recurrent.RecurrentLayer.backward`.
         ``check_finite=True`` raises ``FloatingPointError`` if ``dy`` or
-        ``dstates`` holds a NaN or an infinity.
+        ``dstates`` holds a NaN or an infinity. ``input_grad=False`` skips the
+        input gradient of a recurrent first layer (``dx`` is then None): the
+        training loops pass it, since nothing needs the data's gradient.
         """
         self._check_finite_inputs(check_finite, dy=dy, dstates=dstates)
         dstates = self._check_states("dstates", dstates)
         dy, _ = self._upload("dy", dy)
         norms = self._check_states("error_norms", error_norms)
+        input_grad = check_bool("input_grad", input_grad)
         dhx = []
+        first = self.layers[0]
         for layer, layer_tape in zip(reversed(self.layers), reversed(tape)):
             if dy is None and not isinstance(layer, RecurrentLayer):
                 continue  # zero output gradient: nothing to add above the top recurrent layer
             if isinstance(layer, RecurrentLayer):
                 dy, dh0 = layer.backward(layer_tape, dy, dstates.pop(), error_clip=error_clip,
-                                         error_norms=norms.pop())
+                                         error_norms=norms.pop(),
+                                         input_grad=input_grad or layer is not first)
                 dhx.append(dh0)
             else:
                 dy = layer.backward(layer_tape, dy)

@@ -259,7 +259,7 @@ class TruncatedBPTT:
         return tape.batch
 
     def _backward(self, tape, dy, dstate, norms):
-        options = dict(error_clip=self.error_clip)
+        options = dict(error_clip=self.error_clip, input_grad=False)  # nothing needs dx
         if isinstance(self.model, Sequential):
             options["error_norms"] = norms
         elif norms is not None:

@@ -259,7 +259,8 @@ def accumulate_input_grads(d_pre, x, weight_ih, grad_weight_ih, dx, split=False)
         Gradient with respect to the input pre-activations.
     x : ndarray, shape (T, B, I), or token ids (T, B, 1)
     weight_ih, grad_weight_ih : ndarray, shape (G, I)
-    dx : ndarray, shape (T, B, I), C-contiguous, updated in place (ignored for tokens)
+    dx : ndarray, shape (T, B, I), C-contiguous, or None
+        Updated in place (ignored for tokens); None: no input gradient.
     split : bool
         Run the GEMMs split on numba's threads (:func:`accumulate_outer`).
 
@@ -271,7 +272,8 @@ def accumulate_input_grads(d_pre, x, weight_ih, grad_weight_ih, dx, split=False)
     if is_tokens(x):
         return accumulate_token_grads(grad_weight_ih, d_pre, x)
     accumulate_outer(grad_weight_ih, d_pre, x, split)
-    accumulate_product(dx, d_pre, weight_ih, split)
+    if dx is not None:
+        accumulate_product(dx, d_pre, weight_ih, split)
     return None
 
 

@@ -144,7 +144,7 @@ def accumulate_input_grads(d_pre, x, weight_ih, grad_weight_ih, dx):
 
     For token ids (:func:`is_tokens`) the first is a deterministic scatter into
     the tokens' columns and there is no ``dx``. All device arrays, updated in
-    place.
+    place; ``dx`` None: no input gradient.
     """
     if is_tokens(x):
         steps, batch, _ = x.shape
@@ -154,7 +154,8 @@ def accumulate_input_grads(d_pre, x, weight_ih, grad_weight_ih, dx):
                               grad_weight_ih)
         return
     accumulate_outer(grad_weight_ih, d_pre, x)
-    matmul(rows(d_pre), weight_ih, rows(dx), accumulate=True)
+    if dx is not None:
+        matmul(rows(d_pre), weight_ih, rows(dx), accumulate=True)
 
 
 def add_bias_gradient(d_pre, *targets):
