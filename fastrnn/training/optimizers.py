@@ -16,9 +16,9 @@ equations, with :math:`\theta` the parameters, :math:`g` the gradients,
 
 A ``device="cuda"`` layer's buffers are GPU arrays: then the state arrays
 live on the GPU too and each step is one kernel launch, one thread per
-parameter, running the same per-element update function as the CPU loop
-(:func:`sgd_update`, :func:`adam_update`, :func:`rmsprop_update`,
-:func:`adadelta_update`, :func:`adagrad_update`, compiled for both targets;
+parameter, running the same per-entry function as the CPU loop
+(:func:`sgd_entry`, :func:`adam_entry`, :func:`rmsprop_entry`,
+:func:`adadelta_entry`, :func:`adagrad_entry`, compiled for both targets;
 :mod:`fastrnn.kernels.cuda.optim`). Every optimizer here runs there.
 
 Hyperparameters are plain attributes (``opt.lr = 0.01``), read and checked at
@@ -58,13 +58,15 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adadelta", "Adagrad"
 # state arrays that an update does not use are passed as empty arrays.
 # ---------------------------------------------------------------------------
 
-def sgd_update(p, g, b, neg_lr, momentum, one_minus_dampening, weight_decay, use_momentum,
-               first, nesterov, maximize):
-    """One entry of an SGD step: ``(new p, new momentum buffer b)`` from ``p``, ``g``, ``b``.
+def sgd_entry(i, params, grads, buf, neg_lr, momentum, one_minus_dampening, weight_decay,
+              use_momentum, first, nesterov, maximize):
+    """Entry ``i`` of an SGD step: ``params[i]`` and the momentum buffer ``buf[i]`` updated.
 
     Plain Python, compiled for the CPU loop (inlined) and as a CUDA device
-    function (:mod:`fastrnn.kernels.cuda.optim`): one source for both.
+    function (:mod:`fastrnn.kernels.cuda.optim`): one source for both. The
+    optimizers' other ``*_entry`` functions follow the same pattern.
     """
+    p, g = params[i], grads[i]
     if maximize:
         g = -g
     if weight_decay != 0:
@@ -73,18 +75,21 @@ def sgd_update(p, g, b, neg_lr, momentum, one_minus_dampening, weight_decay, use
         if first:
             b = g
         else:
-            b = b * momentum
+            b = buf[i] * momentum
             b = b + one_minus_dampening * g
+        buf[i] = b
         if nesterov:
             g = g + momentum * b
         else:
             g = b
-    return p + neg_lr * g, b
+    params[i] = p + neg_lr * g
 
 
-def adam_update(p, g, m, v, vmax, weight_decay, decay, decoupled, lerp_small, lerp_coef, beta2,
-                one_minus_beta2, bias2_sqrt, eps, neg_step_size, amsgrad, maximize):
-    """One entry of an Adam/AdamW step: ``(p, m, v, vmax)`` updated (see :func:`sgd_update`)."""
+def adam_entry(i, params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, weight_decay, decay,
+               decoupled, lerp_small, lerp_coef, beta2, one_minus_beta2, bias2_sqrt, eps,
+               neg_step_size, amsgrad, maximize):
+    """Entry ``i`` of an Adam/AdamW step (see :func:`sgd_entry`)."""
+    p, g, m = params[i], grads[i], exp_avg[i]
     if maximize:
         g = -g
     if weight_decay != 0:
@@ -93,31 +98,100 @@ def adam_update(p, g, m, v, vmax, weight_decay, decay, decoupled, lerp_small, le
         else:
             g = g + weight_decay * p
     m = (m if lerp_small else g) + lerp_coef * (g - m)   # torch.lerp
-    v = v * beta2
+    v = exp_avg_sq[i] * beta2
     v = v + one_minus_beta2 * g * g
+    exp_avg[i] = m
+    exp_avg_sq[i] = v
     used = v
     if amsgrad:
+        vmax = max_exp_avg_sq[i]
         if not (vmax > v or vmax != vmax):  # torch.maximum: NaN wins
             vmax = v
+        max_exp_avg_sq[i] = vmax
         used = vmax
     denom = math.sqrt(used) / bias2_sqrt + eps   # (math: the CUDA target has no np.sqrt)
-    return p + neg_step_size * m / denom, m, v, vmax
+    params[i] = p + neg_step_size * m / denom
 
 
-_sgd_point = inline_jit(sgd_update)
-_adam_point = inline_jit(adam_update)
+def rmsprop_entry(i, params, grads, square_avg, grad_avg, buf, neg_lr, alpha, one_minus_alpha,
+                  lerp_small, lerp_coef, eps, weight_decay, momentum, centered, use_momentum,
+                  maximize):
+    """Entry ``i`` of an RMSprop step: ``square_avg`` the square average, ``grad_avg`` the
+    gradient average (centered), ``buf`` the momentum buffer (see :func:`sgd_entry`)."""
+    p, g = params[i], grads[i]
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    s = square_avg[i] * alpha
+    s = s + one_minus_alpha * g * g
+    square_avg[i] = s
+    if centered:
+        a = grad_avg[i]
+        a = (a if lerp_small else g) + lerp_coef * (g - a)   # torch.lerp
+        grad_avg[i] = a
+        avg = math.sqrt(s + (-a) * a)
+    else:
+        avg = math.sqrt(s)
+    avg = avg + eps
+    if use_momentum:
+        b = buf[i] * momentum
+        b = b + g / avg
+        buf[i] = b
+        params[i] = p + neg_lr * b
+    else:
+        params[i] = p + neg_lr * g / avg
+
+
+def adadelta_entry(i, params, grads, square_avg, acc_delta, neg_lr, rho, one_minus_rho, eps,
+                   weight_decay, maximize):
+    """Entry ``i`` of an Adadelta step: ``square_avg`` the square average, ``acc_delta`` the
+    accumulated squared delta (see :func:`sgd_entry`)."""
+    p, g = params[i], grads[i]
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    s = square_avg[i] * rho
+    s = s + one_minus_rho * g * g
+    square_avg[i] = s
+    u = acc_delta[i]
+    std = math.sqrt(s + eps)
+    delta = math.sqrt(u + eps)
+    delta = delta / std
+    delta = delta * g
+    u = u * rho
+    acc_delta[i] = u + one_minus_rho * delta * delta
+    params[i] = p + neg_lr * delta
+
+
+def adagrad_entry(i, params, grads, state_sum, neg_clr, eps, weight_decay, maximize):
+    """Entry ``i`` of an Adagrad step: ``state_sum`` the sum of squared gradients (see
+    :func:`sgd_entry`)."""
+    p, g = params[i], grads[i]
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    s = state_sum[i] + g * g
+    state_sum[i] = s
+    std = math.sqrt(s) + eps
+    params[i] = p + neg_clr * g / std
+
+
+_sgd_entry = inline_jit(sgd_entry)
+_adam_entry = inline_jit(adam_entry)
+_rmsprop_entry = inline_jit(rmsprop_entry)
+_adadelta_entry = inline_jit(adadelta_entry)
+_adagrad_entry = inline_jit(adagrad_entry)
 
 
 @scan_jit
 def _sgd_step(params, grads, buf, neg_lr, momentum, one_minus_dampening, weight_decay,
               use_momentum, first, nesterov, maximize):
     for i in range(params.size):
-        b = buf[i] if use_momentum else params[i]   # (b unused without momentum)
-        p, b = _sgd_point(params[i], grads[i], b, neg_lr, momentum, one_minus_dampening,
-                          weight_decay, use_momentum, first, nesterov, maximize)
-        if use_momentum:
-            buf[i] = b
-        params[i] = p
+        _sgd_entry(i, params, grads, buf, neg_lr, momentum, one_minus_dampening, weight_decay,
+                   use_momentum, first, nesterov, maximize)
 
 
 @scan_jit
@@ -125,75 +199,9 @@ def _adam_step(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, weight_decay,
                decoupled, lerp_small, lerp_coef, beta2, one_minus_beta2, bias2_sqrt, eps,
                neg_step_size, amsgrad, maximize):
     for i in range(params.size):
-        vmax = max_exp_avg_sq[i] if amsgrad else params[i]   # (unused without amsgrad)
-        p, m, v, vmax = _adam_point(params[i], grads[i], exp_avg[i], exp_avg_sq[i], vmax,
-                                    weight_decay, decay, decoupled, lerp_small, lerp_coef, beta2,
-                                    one_minus_beta2, bias2_sqrt, eps, neg_step_size, amsgrad,
-                                    maximize)
-        exp_avg[i] = m
-        exp_avg_sq[i] = v
-        if amsgrad:
-            max_exp_avg_sq[i] = vmax
-        params[i] = p
-
-
-def rmsprop_update(p, g, s, a, b, neg_lr, alpha, one_minus_alpha, lerp_small, lerp_coef, eps,
-                   weight_decay, momentum, centered, use_momentum, maximize):
-    """One entry of an RMSprop step: ``(p, s, a, b)`` updated, ``s`` the square average,
-    ``a`` the gradient average (centered) and ``b`` the momentum buffer (see
-    :func:`sgd_update`; ``a`` and ``b`` pass through unchanged when unused)."""
-    if maximize:
-        g = -g
-    if weight_decay != 0:
-        g = g + weight_decay * p
-    s = s * alpha
-    s = s + one_minus_alpha * g * g
-    if centered:
-        a = (a if lerp_small else g) + lerp_coef * (g - a)   # torch.lerp
-        avg = math.sqrt(s + (-a) * a)
-    else:
-        avg = math.sqrt(s)
-    avg = avg + eps
-    if use_momentum:
-        b = b * momentum
-        b = b + g / avg
-        return p + neg_lr * b, s, a, b
-    return p + neg_lr * g / avg, s, a, b
-
-
-def adadelta_update(p, g, s, u, neg_lr, rho, one_minus_rho, eps, weight_decay, maximize):
-    """One entry of an Adadelta step: ``(p, s, u)`` updated, ``s`` the square average and
-    ``u`` the accumulated squared delta (see :func:`sgd_update`)."""
-    if maximize:
-        g = -g
-    if weight_decay != 0:
-        g = g + weight_decay * p
-    s = s * rho
-    s = s + one_minus_rho * g * g
-    std = math.sqrt(s + eps)
-    delta = math.sqrt(u + eps)
-    delta = delta / std
-    delta = delta * g
-    u = u * rho
-    u = u + one_minus_rho * delta * delta
-    return p + neg_lr * delta, s, u
-
-
-def adagrad_update(p, g, s, neg_clr, eps, weight_decay, maximize):
-    """One entry of an Adagrad step: ``(p, s)`` updated, ``s`` the sum of squared gradients
-    (see :func:`sgd_update`)."""
-    if maximize:
-        g = -g
-    if weight_decay != 0:
-        g = g + weight_decay * p
-    s = s + g * g
-    std = math.sqrt(s) + eps
-    return p + neg_clr * g / std, s
-
-
-_rmsprop_point = inline_jit(rmsprop_update)
-_adadelta_point = inline_jit(adadelta_update)
-_adagrad_point = inline_jit(adagrad_update)
+        _adam_entry(i, params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, weight_decay, decay,
+                    decoupled, lerp_small, lerp_coef, beta2, one_minus_beta2, bias2_sqrt, eps,
+                    neg_step_size, amsgrad, maximize)
 
 
 @scan_jit
@@ -201,37 +209,23 @@ def _rmsprop_step(params, grads, square_avg, grad_avg, buf, neg_lr, alpha, one_m
                   lerp_small, lerp_coef, eps, weight_decay, momentum, centered, use_momentum,
                   maximize):
     for i in range(params.size):
-        a = grad_avg[i] if centered else params[i]     # (a unused when not centered)
-        b = buf[i] if use_momentum else params[i]      # (b unused without momentum)
-        p, s, a, b = _rmsprop_point(params[i], grads[i], square_avg[i], a, b, neg_lr, alpha,
-                                    one_minus_alpha, lerp_small, lerp_coef, eps, weight_decay,
-                                    momentum, centered, use_momentum, maximize)
-        square_avg[i] = s
-        if centered:
-            grad_avg[i] = a
-        if use_momentum:
-            buf[i] = b
-        params[i] = p
+        _rmsprop_entry(i, params, grads, square_avg, grad_avg, buf, neg_lr, alpha,
+                       one_minus_alpha, lerp_small, lerp_coef, eps, weight_decay, momentum,
+                       centered, use_momentum, maximize)
 
 
 @scan_jit
 def _adadelta_step(params, grads, square_avg, acc_delta, neg_lr, rho, one_minus_rho, eps,
                    weight_decay, maximize):
     for i in range(params.size):
-        p, s, u = _adadelta_point(params[i], grads[i], square_avg[i], acc_delta[i], neg_lr,
-                                  rho, one_minus_rho, eps, weight_decay, maximize)
-        square_avg[i] = s
-        acc_delta[i] = u
-        params[i] = p
+        _adadelta_entry(i, params, grads, square_avg, acc_delta, neg_lr, rho, one_minus_rho,
+                        eps, weight_decay, maximize)
 
 
 @scan_jit
 def _adagrad_step(params, grads, state_sum, neg_clr, eps, weight_decay, maximize):
     for i in range(params.size):
-        p, s = _adagrad_point(params[i], grads[i], state_sum[i], neg_clr, eps, weight_decay,
-                              maximize)
-        state_sum[i] = s
-        params[i] = p
+        _adagrad_entry(i, params, grads, state_sum, neg_clr, eps, weight_decay, maximize)
 
 
 #: The compiled steps by name; :mod:`fastrnn.kernels.cuda.optim` has the GPU's
@@ -302,16 +296,21 @@ def _flat_buffers(model):
         if not array.flags.writeable:
             raise ValueError(f"{name} must be writable, got a read-only array")
     params, grads = pair
+    _check_same_layout(params, grads, names)
+    if params.size and np.may_share_memory(params, grads):
+        raise ValueError(f"{names[0]} and {names[1]} must be separate buffers, got "
+                         "overlapping memory")
+    return params, grads
+
+
+def _check_same_layout(params, grads, names):
+    """``grads`` must have the dtype and size of ``params`` (``names``: how to call them)."""
     if grads.dtype != params.dtype:
         raise TypeError(f"{names[1]} must have the dtype of {names[0]}, {params.dtype}, "
                         f"got {grads.dtype}")
     if grads.size != params.size:
         raise ValueError(f"{names[1]} must have the size of {names[0]}, {params.size}, "
                          f"got {grads.size}")
-    if params.size and np.may_share_memory(params, grads):
-        raise ValueError(f"{names[0]} and {names[1]} must be separate buffers, got "
-                         "overlapping memory")
-    return params, grads
 
 
 def _device_buffers(pair, names, on_device):
@@ -331,12 +330,7 @@ def _device_buffers(pair, names, on_device):
             raise ValueError(f"{name} must be contiguous (one flat buffer), got a strided GPU "
                              f"array with strides {tuple(array.strides)}")
     params, grads = arrays
-    if grads.dtype != params.dtype:
-        raise TypeError(f"{names[1]} must have the dtype of {names[0]}, {params.dtype}, "
-                        f"got {grads.dtype}")
-    if grads.size != params.size:
-        raise ValueError(f"{names[1]} must have the size of {names[0]}, {params.size}, "
-                         f"got {grads.size}")
+    _check_same_layout(params, grads, names)
     return params, grads
 
 

@@ -1,29 +1,29 @@
 """Optimizer steps on the GPU: one kernel launch per step, one thread per parameter.
 
-Each kernel runs the per-element update function of
-:mod:`fastrnn.training.optimizers` (:func:`~fastrnn.training.optimizers.sgd_update`,
-:func:`~fastrnn.training.optimizers.adam_update`,
-:func:`~fastrnn.training.optimizers.rmsprop_update`,
-:func:`~fastrnn.training.optimizers.adadelta_update`,
-:func:`~fastrnn.training.optimizers.adagrad_update`), compiled here as a CUDA
-device function from the same Python source the CPU loop inlines. The
-launchers in :data:`STEPS` take the CPU steps' arguments, in the same order,
-so :class:`~fastrnn.training.optimizers.Optimizer` calls either without
-knowing which. Every entry is updated by one thread on its own: no
+Each kernel runs the per-entry function of :mod:`fastrnn.training.optimizers`
+(:func:`~fastrnn.training.optimizers.sgd_entry`,
+:func:`~fastrnn.training.optimizers.adam_entry`,
+:func:`~fastrnn.training.optimizers.rmsprop_entry`,
+:func:`~fastrnn.training.optimizers.adadelta_entry`,
+:func:`~fastrnn.training.optimizers.adagrad_entry`) for its thread's entry,
+compiled here as a CUDA device function from the same Python source the CPU
+loop inlines. The launchers in :data:`STEPS` take the CPU steps' arguments, in
+the same order, so :class:`~fastrnn.training.optimizers.Optimizer` calls either
+without knowing which. Every entry is updated by one thread on its own: no
 reduction, so results are exact and the same on every run.
 """
 
 from numba import cuda
 
-from ...training.optimizers import (adadelta_update, adagrad_update, adam_update,
-                                    rmsprop_update, sgd_update)
+from ...training.optimizers import (adadelta_entry, adagrad_entry, adam_entry, rmsprop_entry,
+                                    sgd_entry)
 from ._jit import kernel
 
-_sgd_update = cuda.jit(device=True)(sgd_update)
-_adam_update = cuda.jit(device=True)(adam_update)
-_rmsprop_update = cuda.jit(device=True)(rmsprop_update)
-_adadelta_update = cuda.jit(device=True)(adadelta_update)
-_adagrad_update = cuda.jit(device=True)(adagrad_update)
+_sgd_entry = cuda.jit(device=True)(sgd_entry)
+_adam_entry = cuda.jit(device=True)(adam_entry)
+_rmsprop_entry = cuda.jit(device=True)(rmsprop_entry)
+_adadelta_entry = cuda.jit(device=True)(adadelta_entry)
+_adagrad_entry = cuda.jit(device=True)(adagrad_entry)
 
 
 @kernel("void({f}[::1], {f}[::1], {f}[::1], {f}, {f}, {f}, {f}, boolean, boolean, boolean, "
@@ -31,14 +31,9 @@ _adagrad_update = cuda.jit(device=True)(adagrad_update)
 def _sgd_step(params, grads, buf, neg_lr, momentum, one_minus_dampening, weight_decay,
               use_momentum, first, nesterov, maximize):
     i = cuda.grid(1)
-    if i >= params.shape[0]:
-        return
-    b = buf[i] if use_momentum else params[i]   # (b unused without momentum)
-    p, b = _sgd_update(params[i], grads[i], b, neg_lr, momentum, one_minus_dampening,
-                       weight_decay, use_momentum, first, nesterov, maximize)
-    if use_momentum:
-        buf[i] = b
-    params[i] = p
+    if i < params.shape[0]:
+        _sgd_entry(i, params, grads, buf, neg_lr, momentum, one_minus_dampening, weight_decay,
+                   use_momentum, first, nesterov, maximize)
 
 
 @kernel("void({f}[::1], {f}[::1], {f}[::1], {f}[::1], {f}[::1], {f}, {f}, boolean, boolean, "
@@ -47,18 +42,10 @@ def _adam_step(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, weight_decay,
                decoupled, lerp_small, lerp_coef, beta2, one_minus_beta2, bias2_sqrt, eps,
                neg_step_size, amsgrad, maximize):
     i = cuda.grid(1)
-    if i >= params.shape[0]:
-        return
-    vmax = max_exp_avg_sq[i] if amsgrad else params[i]   # (unused without amsgrad)
-    p, m, v, vmax = _adam_update(params[i], grads[i], exp_avg[i], exp_avg_sq[i], vmax,
-                                 weight_decay, decay, decoupled, lerp_small, lerp_coef, beta2,
-                                 one_minus_beta2, bias2_sqrt, eps, neg_step_size, amsgrad,
-                                 maximize)
-    exp_avg[i] = m
-    exp_avg_sq[i] = v
-    if amsgrad:
-        max_exp_avg_sq[i] = vmax
-    params[i] = p
+    if i < params.shape[0]:
+        _adam_entry(i, params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, weight_decay, decay,
+                    decoupled, lerp_small, lerp_coef, beta2, one_minus_beta2, bias2_sqrt, eps,
+                    neg_step_size, amsgrad, maximize)
 
 
 @kernel("void({f}[::1], {f}[::1], {f}[::1], {f}[::1], {f}[::1], {f}, {f}, {f}, boolean, {f}, "
@@ -67,43 +54,26 @@ def _rmsprop_step(params, grads, square_avg, grad_avg, buf, neg_lr, alpha, one_m
                   lerp_small, lerp_coef, eps, weight_decay, momentum, centered, use_momentum,
                   maximize):
     i = cuda.grid(1)
-    if i >= params.shape[0]:
-        return
-    a = grad_avg[i] if centered else params[i]     # (a unused when not centered)
-    b = buf[i] if use_momentum else params[i]      # (b unused without momentum)
-    p, s, a, b = _rmsprop_update(params[i], grads[i], square_avg[i], a, b, neg_lr, alpha,
-                                 one_minus_alpha, lerp_small, lerp_coef, eps, weight_decay,
-                                 momentum, centered, use_momentum, maximize)
-    square_avg[i] = s
-    if centered:
-        grad_avg[i] = a
-    if use_momentum:
-        buf[i] = b
-    params[i] = p
+    if i < params.shape[0]:
+        _rmsprop_entry(i, params, grads, square_avg, grad_avg, buf, neg_lr, alpha,
+                       one_minus_alpha, lerp_small, lerp_coef, eps, weight_decay, momentum,
+                       centered, use_momentum, maximize)
 
 
 @kernel("void({f}[::1], {f}[::1], {f}[::1], {f}[::1], {f}, {f}, {f}, {f}, {f}, boolean)")
 def _adadelta_step(params, grads, square_avg, acc_delta, neg_lr, rho, one_minus_rho, eps,
                    weight_decay, maximize):
     i = cuda.grid(1)
-    if i >= params.shape[0]:
-        return
-    p, s, u = _adadelta_update(params[i], grads[i], square_avg[i], acc_delta[i], neg_lr, rho,
-                               one_minus_rho, eps, weight_decay, maximize)
-    square_avg[i] = s
-    acc_delta[i] = u
-    params[i] = p
+    if i < params.shape[0]:
+        _adadelta_entry(i, params, grads, square_avg, acc_delta, neg_lr, rho, one_minus_rho,
+                        eps, weight_decay, maximize)
 
 
 @kernel("void({f}[::1], {f}[::1], {f}[::1], {f}, {f}, {f}, boolean)")
 def _adagrad_step(params, grads, state_sum, neg_clr, eps, weight_decay, maximize):
     i = cuda.grid(1)
-    if i >= params.shape[0]:
-        return
-    p, s = _adagrad_update(params[i], grads[i], state_sum[i], neg_clr, eps, weight_decay,
-                           maximize)
-    state_sum[i] = s
-    params[i] = p
+    if i < params.shape[0]:
+        _adagrad_entry(i, params, grads, state_sum, neg_clr, eps, weight_decay, maximize)
 
 
 def _launcher(step):
