@@ -128,3 +128,29 @@ def test_a_training_loop_reuses_its_tapes():
         layer.backward(tape, np.ones_like(y))
         del y, tape
         assert _memory.idle_bytes() == idle
+
+
+def test_threads_never_share_a_live_block():
+    """Four threads allocate, fill, check and drop pooled arrays at once: a block handed
+    to two live arrays would show the other thread's values."""
+    errors = []
+
+    def work(seed):
+        rng = np.random.default_rng(seed)
+        for step in range(200):
+            shape = (int(rng.choice([40, 64, 90])), 1024)
+            arrays = [_memory.empty(shape, np.float32) for _ in range(3)]
+            for n, a in enumerate(arrays):
+                a.fill(seed * 1000 + step * 3 + n)
+            for n, a in enumerate(arrays):
+                if not (a == seed * 1000 + step * 3 + n).all():
+                    errors.append((seed, step, n))
+            del arrays
+
+    threads = [threading.Thread(target=work, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert _memory.idle_bytes() <= fr.config.POOL_BYTES
