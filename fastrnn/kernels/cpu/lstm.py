@@ -336,8 +336,8 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
     col0 : int
     dstate_n : tuple of ndarray
         ``(dh_n, dc_n)``.
-    dx : ndarray, shape (T, B, I), C-contiguous
-        Input gradient, added to.
+    dx : ndarray, shape (T, B, I), C-contiguous, or None
+        Input gradient, added to; None: not computed (``input_grad=False``).
     error_clip : float or None
         Per-step error clipping: the gradient reaching ``h_t`` of each sequence
         is scaled to 2-norm ``error_clip`` wherever it is longer, at every step.
