@@ -116,11 +116,6 @@ def zeros(shape, dtype):
     return array
 
 
-def empty_like(array):
-    """:func:`empty` of ``array``'s shape and dtype."""
-    return empty(array.shape, array.dtype)
-
-
 def release():
     """Free every idle block (the memory goes back to the allocator)."""
     with _lock:

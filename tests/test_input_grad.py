@@ -29,8 +29,8 @@ def test_same_gradients_without_the_input_gradient(cls, shape, options):
     none, dhx_without, grads_without = _backward(layer, x, dy, input_grad=False)
     assert dx.shape == x.shape and none is None
     np.testing.assert_array_equal(grads_without, grads)
-    for a, b in zip(np.atleast_1d(dhx_without) if not isinstance(dhx, tuple) else dhx_without,
-                    np.atleast_1d(dhx) if not isinstance(dhx, tuple) else dhx):
+    pairs = zip(dhx_without, dhx) if isinstance(dhx, tuple) else [(dhx_without, dhx)]
+    for a, b in pairs:
         np.testing.assert_array_equal(a, b)
 
 

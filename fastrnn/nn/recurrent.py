@@ -290,8 +290,8 @@ class RecurrentLayer(HasParameters):
         -------
         dx : ndarray or None
             Gradient with respect to ``x``, shaped like ``x``; None for token
-            input or ``input_grad=False``. GPU arrays (this and ``dhx``) when the forward's ``x`` was
-            one.
+            input or ``input_grad=False``. GPU arrays (this and ``dhx``) when
+            the forward's ``x`` was one.
         dhx : ndarray or tuple of ndarray
             Gradient with respect to ``hx``, shaped like ``h_n``.
         """
@@ -313,9 +313,7 @@ class RecurrentLayer(HasParameters):
         dstate0 = [arrays.empty_like(s) for s in dstate_n]
         for layer in reversed(range(self.num_layers)):
             in_size = self.input_size if layer == 0 else out * self.num_directions
-            if layer == 0 and tape.tokens:
-                in_size = 0
-            dx = (None if layer == 0 and not input_grad
+            dx = (None if layer == 0 and not input_grad  # (never wanted for token input)
                   else arrays.zeros((steps, batch, in_size), self.dtype))
             for direction in range(self.num_directions):
                 index = layer * self.num_directions + direction

@@ -14,10 +14,10 @@ import threading
 import numpy as np
 
 from ... import _memory
+from ...cells.guard import guard_row
 from ._blas import gemm
 from ._gemm import split_outer_product_add, split_panel_product_add, split_project
 from ._simd import VECTOR_BYTES, padded_columns, panel_product
-from ...cells.guard import guard_row
 from ._jit import inline_jit, row_jit, scan_jit
 
 _thread_scratch = threading.local()
