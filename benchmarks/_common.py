@@ -35,17 +35,24 @@ SHAPES = {  # name: (T, B, I, H)
 CELLS = ("LSTM", "GRU", "RNN")
 
 
+def _time_calls(function, times, calls, seconds):
+    """Append to ``times`` the durations of at least ``calls`` calls of ``function``
+    lasting at least ``seconds`` in all (at most ``10 * calls`` calls)."""
+    start, count = time.perf_counter(), 0
+    while count < calls or time.perf_counter() - start < seconds:
+        begin = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - begin)
+        count += 1
+        if count >= 10 * calls:
+            break
+
+
 def best_time(function, repeats, min_seconds=0.2):
     """Median of ``repeats`` timings, after one warm-up call (compilation)."""
     function()
     times = []
-    start = time.perf_counter()
-    while len(times) < repeats or time.perf_counter() - start < min_seconds:
-        begin = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - begin)
-        if len(times) >= 10 * repeats:
-            break
+    _time_calls(function, times, repeats, min_seconds)
     return float(np.median(times))
 
 
@@ -66,15 +73,7 @@ def paired_times(first, second, repeats, rounds=5, min_seconds=0.2):
     for index in range(rounds):
         order = (0, 1) if index % 2 == 0 else (1, 0)
         for side in order:
-            function = (first, second)[side]
-            start, calls = time.perf_counter(), 0
-            while calls < per_round or time.perf_counter() - start < min_seconds / rounds:
-                begin = time.perf_counter()
-                function()
-                times[side].append(time.perf_counter() - begin)
-                calls += 1
-                if calls >= 10 * per_round:
-                    break
+            _time_calls((first, second)[side], times[side], per_round, min_seconds / rounds)
     return float(np.median(times[0])), float(np.median(times[1]))
 
 
