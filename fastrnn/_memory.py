@@ -21,6 +21,7 @@ request of the same size class (sizes rounded up to an eighth of their power of
 two). Arrays smaller than :data:`MIN_BYTES` come from ``np.empty`` as before.
 """
 
+import sys
 import threading
 
 import numpy as np
@@ -33,8 +34,27 @@ MIN_BYTES = 128 * 1024
 _ALIGN = 64
 
 _lock = threading.Lock()
-_idle = {}          # size class -> list of idle blocks (uint8 arrays)
+_holder = [None]    # identity of the thread that holds _lock
+_idle = {}          # block size -> list of idle blocks (uint8 arrays)
 _idle_bytes = [0]
+
+
+class _Locked:
+    """``with _locked:`` holds :data:`_lock` and records which thread holds it, so
+    that a finaliser run by that same thread (garbage collected while it holds
+    the lock) can tell re-entry from another thread's turn."""
+
+    def __enter__(self):
+        me = threading.get_ident()
+        _lock.acquire()
+        _holder[0] = me
+
+    def __exit__(self, *exc):
+        _holder[0] = None
+        _lock.release()
+
+
+_locked = _Locked()
 
 
 def size_class(nbytes):
@@ -43,6 +63,26 @@ def size_class(nbytes):
     nbytes = int(nbytes)
     step = max(4096, 1 << max(0, nbytes.bit_length() - 4))
     return -(-nbytes // step) * step
+
+
+def block_bytes(nbytes):
+    """Size of the block that serves an array of ``nbytes``: its size class plus
+    the slack for aligning the array to 64 bytes (so that a power-of-two array
+    does not take a block of the next class)."""
+    return size_class(nbytes) + _ALIGN
+
+
+def _give_back(block):
+    if _holder[0] == threading.get_ident():
+        # Re-entry: a finaliser run while this thread holds the lock (garbage
+        # collected inside the pool's own code). Waiting would deadlock, and the
+        # pool's lists may be mid-update: the block is simply freed.
+        return
+    with _locked:
+        if _idle_bytes[0] + block.nbytes <= config.POOL_BYTES:
+            _idle.setdefault(block.nbytes, []).append(block)
+            _idle_bytes[0] += block.nbytes
+        _trim(config.POOL_BYTES)
 
 
 class _Lease:
@@ -58,25 +98,28 @@ class _Lease:
             shape=shape, typestr=dtype.str, version=3,
             data=(address + (-address) % _ALIGN, False))
 
-    def __del__(self):
-        _give_back(self.block)
+    def __del__(self, _give_back=_give_back, _is_finalizing=sys.is_finalizing):
+        # At interpreter exit the module's globals may already be gone; the
+        # memory is being freed anyway.
+        if not _is_finalizing():
+            _give_back(self.block)
 
 
-def _give_back(block):
-    # Never wait for the lock: a finaliser may run while this thread holds it
-    # (garbage collected inside _take); the block is then simply freed.
-    if not _lock.acquire(blocking=False):
-        return
-    try:
-        if _idle_bytes[0] + block.nbytes <= config.POOL_BYTES:
-            _idle.setdefault(block.nbytes, []).append(block)
-            _idle_bytes[0] += block.nbytes
-    finally:
-        _lock.release()
+def _trim(bound):
+    """Free idle blocks, largest first, until they hold at most ``bound`` bytes (the
+    bound may have been lowered since they were kept). Call with the lock held."""
+    for size in sorted(_idle, reverse=True):
+        blocks = _idle[size]
+        while blocks and _idle_bytes[0] > max(bound, 0):
+            blocks.pop()
+            _idle_bytes[0] -= size
+        if not blocks:
+            del _idle[size]
 
 
 def _take(nbytes):
-    with _lock:
+    with _locked:
+        _trim(config.POOL_BYTES)
         blocks = _idle.get(nbytes)
         if blocks:
             _idle_bytes[0] -= nbytes
@@ -100,9 +143,13 @@ def empty(shape, dtype):
     dtype = np.dtype(dtype)
     shape = tuple(int(n) for n in shape)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if nbytes < MIN_BYTES or config.POOL_BYTES <= 0:
+    if config.POOL_BYTES <= 0:
+        if _idle_bytes[0]:
+            release()   # turned off since blocks were kept
         return np.empty(shape, dtype)
-    size = size_class(nbytes + _ALIGN)
+    if nbytes < MIN_BYTES:
+        return np.empty(shape, dtype)
+    size = block_bytes(nbytes)
     block = _take(size)
     if block is None:
         block = np.empty(size, np.uint8)
@@ -118,7 +165,7 @@ def zeros(shape, dtype):
 
 def release():
     """Free every idle block (the memory goes back to the allocator)."""
-    with _lock:
+    with _locked:
         _idle.clear()
         _idle_bytes[0] = 0
 

@@ -21,6 +21,17 @@ def _env_flag(name, default):
     return value.strip().lower() not in ("0", "false", "no", "off", "")
 
 
+def _env_int(name, default):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        return int(value.strip().replace("_", ""))
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be a whole number (bytes or "
+                         f"counts, no unit), got {value!r}") from None
+
+
 #: numba ``cache=True`` for every kernel.
 CACHE = _env_flag("FASTRNN_CACHE", True)
 #: numba ``fastmath`` for every kernel.
@@ -36,13 +47,13 @@ PARALLEL = _env_flag("FASTRNN_PARALLEL", True)
 #: batch size from which the numba-threaded scans pay (measured here: 0.5-0.7x
 #: the BLAS path's time at 2M multiply-adds a step, 1.0-1.2x at 1M, 2-4x at
 #: 64K, and 1.2x for a batch of one); below them BLAS runs the scan.
-PARALLEL_MIN_WORK = int(os.environ.get("FASTRNN_PARALLEL_MIN_WORK", 1 << 20))
-PARALLEL_MIN_BATCH = int(os.environ.get("FASTRNN_PARALLEL_MIN_BATCH", 2))
+PARALLEL_MIN_WORK = _env_int("FASTRNN_PARALLEL_MIN_WORK", 1 << 20)
+PARALLEL_MIN_BATCH = _env_int("FASTRNN_PARALLEL_MIN_BATCH", 2)
 #: Sequences per thread from which the RNN and GRU scans (and some LSTM ones)
 #: split their batch across numba's threads, each thread running the whole
 #: scan for its block of sequences (:func:`~fastrnn.kernels.cpu._threads.
 #: batch_blocks`).
-SPLIT_MIN_ROWS = int(os.environ.get("FASTRNN_SPLIT_MIN_ROWS", 8))
+SPLIT_MIN_ROWS = _env_int("FASTRNN_SPLIT_MIN_ROWS", 8)
 #: An LSTM without projection splits its batch (rather than its hidden units)
 #: across the threads when its whole ``W_hh`` takes at most this many bytes
 #: (every thread then keeps all of it in its core's cache; measured at T=2000,
@@ -52,14 +63,14 @@ SPLIT_MIN_ROWS = int(os.environ.get("FASTRNN_SPLIT_MIN_ROWS", 8))
 #: 47-49 against 54-58 ms, (100, 128, 512, 512) 415 against 460-472 ms; at
 #: (35, 32, 28, 256) the unit split is as fast or slightly faster). Otherwise
 #: it splits its hidden units, each thread keeping its rows of ``W_hh``.
-SPLIT_MAX_WEIGHT_BYTES = int(os.environ.get("FASTRNN_SPLIT_MAX_WEIGHT_BYTES", 512 * 1024))
-LSTM_SPLIT_MIN_ROWS = int(os.environ.get("FASTRNN_LSTM_SPLIT_MIN_ROWS", 32))
+SPLIT_MAX_WEIGHT_BYTES = _env_int("FASTRNN_SPLIT_MAX_WEIGHT_BYTES", 512 * 1024)
+LSTM_SPLIT_MIN_ROWS = _env_int("FASTRNN_LSTM_SPLIT_MIN_ROWS", 32)
 #: An LSTM scan computes the input's product inside each step (from a ``W_ih``
 #: panel: per thread when split by hidden units) when the dense input has at
 #: most this many features and the batch at least 8 sequences, so no (T, B, 4H)
 #: input projection is written and read back; other inputs are projected by one
 #: GEMM before the scan.
-LSTM_INPUT_IN_SCAN = int(os.environ.get("FASTRNN_LSTM_INPUT_IN_SCAN", 64))
+LSTM_INPUT_IN_SCAN = _env_int("FASTRNN_LSTM_INPUT_IN_SCAN", 64)
 #: CUDA backend: run each direction of a recurrent layer as one persistent
 #: kernel launch (the whole time loop on the device, :mod:`fastrnn.kernels.
 #: cuda.persistent`) when its batch has at most
@@ -68,8 +79,8 @@ LSTM_INPUT_IN_SCAN = int(os.environ.get("FASTRNN_LSTM_INPUT_IN_SCAN", 64))
 #: step. ``FASTRNN_CUDA_PERSISTENT=0`` always takes the per-step path. Both are
 #: read at each call. The threshold is a guess: it has not been timed on a GPU.
 CUDA_PERSISTENT = _env_flag("FASTRNN_CUDA_PERSISTENT", True)
-CUDA_PERSISTENT_MAX_BATCH = int(os.environ.get("FASTRNN_CUDA_PERSISTENT_MAX_BATCH", 32))
+CUDA_PERSISTENT_MAX_BATCH = _env_int("FASTRNN_CUDA_PERSISTENT_MAX_BATCH", 32)
 #: Most bytes of idle memory blocks :mod:`fastrnn._memory` keeps for the arrays
 #: calls hand back (tapes, outputs, gradients); 0 turns the pool off. Read at
 #: each allocation.
-POOL_BYTES = int(os.environ.get("FASTRNN_POOL_BYTES", 256 * 1024 * 1024))
+POOL_BYTES = _env_int("FASTRNN_POOL_BYTES", 256 * 1024 * 1024)

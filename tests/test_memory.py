@@ -1,5 +1,8 @@
 """The pool of large host arrays (fastrnn._memory): reuse, safety, bounds."""
 
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -64,7 +67,7 @@ def test_small_arrays_are_plain_numpy():
 
 
 def test_idle_bytes_stay_under_the_bound(monkeypatch):
-    one = _memory.size_class(np.prod(LARGE) * 4 + 64)
+    one = _memory.block_bytes(np.prod(LARGE) * 4)
     monkeypatch.setattr(fr.config, "POOL_BYTES", 2 * one)
     arrays = [_memory.empty(LARGE, np.float32) for _ in range(5)]
     del arrays
@@ -86,10 +89,65 @@ def test_freeing_while_the_pool_is_locked_does_not_wait():
         del a
         done.set()
 
-    with _memory._lock:
+    with _memory._locked:
         drop()                     # the finaliser runs here, under the lock
         assert done.is_set()
     assert _memory.idle_bytes() == 0   # the block was freed, not kept
+
+
+def test_a_block_freed_while_another_thread_holds_the_lock_is_kept():
+    arrays = [_memory.empty(LARGE, np.float32)]
+    holding, let_go = threading.Event(), threading.Event()
+
+    def hold():
+        with _memory._locked:
+            holding.set()
+            let_go.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(10)
+    dropper = threading.Thread(target=arrays.clear)   # the finaliser runs there
+    dropper.start()
+    dropper.join(0.2)
+    assert dropper.is_alive()          # it waits for the lock instead of freeing
+    let_go.set()
+    holder.join(10)
+    dropper.join(10)
+    assert _memory.idle_bytes() == _memory.block_bytes(np.prod(LARGE) * 4)
+
+
+def test_lowering_the_bound_frees_idle_blocks(monkeypatch):
+    arrays = [_memory.empty(LARGE, np.float32) for _ in range(4)]
+    del arrays
+    one = _memory.block_bytes(np.prod(LARGE) * 4)
+    assert _memory.idle_bytes() == 4 * one
+    monkeypatch.setattr(fr.config, "POOL_BYTES", one)
+    kept = _memory.empty(LARGE, np.float32)
+    assert _memory.idle_bytes() == 0    # trimmed to one block, which was then taken
+    del kept
+    assert _memory.idle_bytes() == one
+    monkeypatch.setattr(fr.config, "POOL_BYTES", 0)
+    assert _memory.empty(LARGE, np.float32).base is None
+    assert _memory.idle_bytes() == 0
+
+
+def test_power_of_two_arrays_take_a_block_of_their_own_class():
+    assert _memory.block_bytes(2 ** 20) == 2 ** 20 + 64
+    a = _memory.empty((2 ** 18,), np.float32)
+    del a
+    assert _memory.idle_bytes() == 2 ** 20 + 64
+
+
+def test_arrays_alive_at_interpreter_exit_print_nothing():
+    program = ("import numba, numpy as np\n"
+               "from fastrnn import _memory\n"
+               "f = numba.njit(lambda x: x.sum())\n"
+               "f(np.ones(3))\n"
+               "kept = _memory.zeros((64, 1024), np.float32)\n")
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                            check=True)
+    assert result.stderr == ""
 
 
 @pytest.mark.parametrize("nbytes", [1, 4095, 4096, 4097, 100_000, 131_072, 5_000_001, 2 ** 30 + 1])
@@ -154,3 +212,12 @@ def test_threads_never_share_a_live_block():
         thread.join()
     assert errors == []
     assert _memory.idle_bytes() <= fr.config.POOL_BYTES
+
+
+def test_a_malformed_size_in_the_environment_is_named():
+    env = dict(os.environ, FASTRNN_POOL_BYTES="256M")
+    result = subprocess.run([sys.executable, "-c", "import fastrnn"], env=env,
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "FASTRNN_POOL_BYTES must be a whole number" in result.stderr
+    assert "'256M'" in result.stderr
