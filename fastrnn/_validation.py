@@ -137,11 +137,14 @@ def as_float_array(name, value, dtype):
                         "layer built with device='cuda', which takes GPU arrays")
     array = np.asarray(value)
     if array.dtype != dtype:
-        kind = "floating" if array.dtype.kind == "f" else "non-floating"
-        raise TypeError(
-            f"{name} must have dtype {dtype} (the layer's dtype), got {kind} dtype {array.dtype}; "
-            f"convert it with .astype(numpy.{dtype}) or build the layer with dtype=numpy."
-            f"{array.dtype if kind == 'floating' else dtype}")
+        given = array.dtype
+        kind = "floating" if given.kind == "f" else "non-floating"
+        order = "" if given.isnative else " (non-native byte order)"
+        advice = f"convert it with .astype(numpy.{dtype})"
+        if given.isnative and given in config.SUPPORTED_DTYPES:
+            advice += f" or build the layer with dtype=numpy.{given}"
+        raise TypeError(f"{name} must have dtype {dtype} (the layer's dtype), got {kind} dtype "
+                        f"{given}{order}; {advice}")
     return array
 
 
@@ -162,12 +165,21 @@ def check_lengths(lengths, steps, batch):
     array = np.asarray(lengths)
     if array.ndim == 0:
         array = array.reshape(1)
-    if array.dtype.kind not in "iu":
-        raise TypeError(f"lengths must be integers, got {describe(lengths)}")
     if array.shape != (batch,):
         raise ValueError(f"lengths must have one entry per batch entry, {batch}, "
                          f"got {array.size} (shape {array.shape})")
+    if array.dtype.kind == "O" and all(isinstance(n, (int, np.integer)) for n in array):
+        # Python ints beyond int64 (numpy keeps them as objects)
+        values = [int(n) for n in array]
+        if min(values) < 0 or max(values) > steps:
+            raise ValueError(f"lengths must be in [0, {steps}] (the number of time steps), "
+                             f"got values from {min(values)} to {max(values)}")
+        array = np.array(values, np.int64)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"lengths must be integers, got {describe(lengths)} of dtype "
+                        f"{array.dtype}")
     if array.size and (array.min() < 0 or array.max() > steps):
         raise ValueError(f"lengths must be in [0, {steps}] (the number of time steps), "
                          f"got values from {array.min()} to {array.max()}")
-    return np.ascontiguousarray(array, dtype=np.int64)
+    # A copy: the tape keeps it, and the caller's array may change before backward.
+    return np.array(array, dtype=np.int64)

@@ -167,6 +167,24 @@ def test_no_input_gradient_matches_the_cpu_backend(cls, options):
     assert "dx" not in _run(gpu, x, hx, dy, dh_n, input_grad=False)
 
 
+@pytest.mark.parametrize("on_device", [False, True])
+def test_nan_padding_does_not_reach_the_gradients(on_device):
+    from numba import cuda
+    cpu, gpu = _layers(fr.GRU, np.float64, bidirectional=True)
+    x, hx, dy, dh_n = _inputs(cpu, False, np.float64)
+    for b, length in enumerate(LENGTHS):
+        x[length:, b] = 0.0
+    expected = _run(cpu, x, hx, dy, dh_n)
+    padded = x.copy()
+    for b, length in enumerate(LENGTHS):
+        padded[length:, b] = np.nan
+    given = cuda.to_device(padded) if on_device else padded
+    actual = _run(gpu, given, hx, dy, dh_n)
+    for name, value in expected.items():
+        assert_close(fr.to_numpy(actual[name]), value, TOL64, name)
+    np.testing.assert_array_equal(fr.to_numpy(given), padded)   # the caller's, untouched
+
+
 @pytest.mark.parametrize("cls, options", [(fr.RNN, {}), (fr.GRU, dict(reset_after=False)),
                                           (fr.LSTM, dict(proj_size=4))])
 def test_error_clip_and_norms_match_the_cpu_backend(cls, options):

@@ -71,7 +71,8 @@ def x32(*shape):
     (lambda m: m(np.zeros((5, 2, 3), np.int64)), TypeError,
      r"x must have dtype float32 \(the layer's dtype\), got non-floating dtype int64"),
     (lambda m: m(np.zeros((5, 2, 3))), TypeError,
-     r"x must have dtype float32 \(the layer's dtype\), got floating dtype float64; convert"),
+     r"x must have dtype float32 \(the layer's dtype\), got floating dtype float64; convert it "
+     r"with .astype\(numpy.float32\) or build the layer with dtype=numpy.float64$"),
     (lambda m: m("not an array"), TypeError, r"x must be a numpy array of float32, got str"),
     (lambda m: m(x32(3)), ValueError, r"x must be 3-D \(T, B, input_size\) .* got shape \(3,\)"),
     (lambda m: m(x32(5, 2, 3, 1)), ValueError, r"x must be 3-D .* got shape \(5, 2, 3, 1\)"),
@@ -94,7 +95,17 @@ def x32(*shape):
     (lambda m: m(x32(5, 2, 3), lengths=[5, -1]), ValueError,
      r"lengths must be in \[0, 5\] \(the number of time steps\), got values from -1 to 5"),
     (lambda m: m(x32(5, 2, 3), lengths=[6, 2]), ValueError, r"lengths must be in \[0, 5\]"),
-    (lambda m: m(x32(5, 2, 3), lengths=[2.0, 3.0]), TypeError, r"lengths must be integers, got"),
+    (lambda m: m(x32(5, 2, 3), lengths=[2.0, 3.0]), TypeError,
+     r"lengths must be integers, got list of dtype float64"),
+    (lambda m: m(x32(5, 2, 3), lengths=[]), ValueError,
+     r"lengths must have one entry per batch entry, 2, got 0"),
+    (lambda m: m(x32(5, 2, 3), lengths=[2 ** 70, 1]), ValueError,
+     r"lengths must be in \[0, 5\] \(the number of time steps\), got values from 1 to 1180591"),
+    (lambda m: m(np.zeros((5, 2, 3), np.float16)), TypeError,
+     r"got floating dtype float16; convert it with .astype\(numpy.float32\)$"),
+    (lambda m: m(np.zeros((5, 2, 3), ">f4")), TypeError,
+     r"got floating dtype >f4 \(non-native byte order\); convert it with "
+     r".astype\(numpy.float32\)$"),
 ])
 def test_call_arguments(lstm, call, error, pattern):
     with pytest.raises(error, match=pattern):

@@ -30,6 +30,28 @@ def _identity(array):
     return array
 
 
+def tape_input(x, lengths, callers):
+    """Layer 0's input ``x`` (T, B, I) as its tape keeps it for the backward.
+
+    ``callers`` is what the caller passed. When ``x`` may share memory with it,
+    ``x`` is copied, so that changing the caller's array between ``forward``
+    and ``backward`` (a reused batch buffer) cannot change the gradients. In
+    floating input the steps past each sequence's length are set to zero (in
+    the copy, or in ``x`` when it is already the layer's own): the ``weight_ih``
+    gradient is a product over every step, padding included, where a NaN or
+    infinity times a zero gradient would give NaN.
+    """
+    padded = lengths.min() < x.shape[0] and x.dtype.kind == "f"
+    if isinstance(callers, np.ndarray) and np.may_share_memory(x, callers):
+        own = _memory.empty(x.shape, x.dtype)
+        own[...] = x
+        x = own
+    if padded:
+        for b, length in enumerate(lengths):
+            x[length:, b] = 0
+    return x
+
+
 #: NumPy's versions of the operations (see the module docstring).
 HOST = types.SimpleNamespace(
     zeros=_memory.zeros, empty_like=np.empty_like, put=_put, multiply=_multiply, swap01=_swap01,
@@ -38,4 +60,5 @@ HOST = types.SimpleNamespace(
     row=lambda array, index: np.ascontiguousarray(array[index]),
     squeeze1=lambda array: array[:, 0, :],
     unsqueeze1=lambda array: array[:, None, :],
+    tape_input=tape_input,
 )

@@ -196,6 +196,11 @@ class RecurrentLayer(HasParameters):
         h_n : ndarray or tuple of ndarray
             Final states, shaped as ``hx``.
         tape : Tape
+            What :meth:`backward` needs. It keeps its own copy of a host ``x``
+            and of ``lengths``, so the caller may change them before the
+            backward (a GPU ``x`` is used in place and must not change), and
+            the steps past each length are zeros there: whatever the padding
+            holds, NaN included, does not reach the gradients.
         """
         return self._run(x, hx, lengths, keep_tape=True, check_finite=check_finite)
 
@@ -209,10 +214,13 @@ class RecurrentLayer(HasParameters):
             _check_finite("x", x)
             _check_finite("hx", hx)
         on_device = is_device_array(x)
+        callers = x
         x, unbatched = self._check_input(x)
         arrays = self._arrays
         steps, batch, _ = x.shape
         lengths = check_lengths(lengths, steps, batch)
+        if keep_tape:
+            x = arrays.tape_input(x, lengths, callers)
         state0 = self._check_state("hx", hx, batch, unbatched)
         scan = self._ensure_backend().SCANS[self._kind][0]
         out = self.spec.output_size

@@ -104,6 +104,34 @@ def _swap01(source, target):
     target[j, i, k] = source[i, j, k]
 
 
+@kernel("void({f}[:, :, ::1], int64[::1])")
+def _zero_padding(x, lengths):
+    # x[t, b, :] = 0 for t >= lengths[b]
+    index = cuda.grid(1)
+    steps, batch, width = x.shape
+    if index >= steps * batch * width:
+        return
+    t, rest = row_col(index, batch * width)
+    b, k = row_col(rest, width)
+    if t >= lengths[b]:
+        x[t, b, k] = 0
+
+
+def tape_input(x, lengths, callers):
+    """Layer 0's input as its tape keeps it (see :func:`fastrnn.nn._arrays.tape_input`).
+
+    A caller's device array is kept in place (device input is never copied),
+    unless sequences are padded: then a device copy with zeros past each
+    sequence's length, so that a NaN or infinity in the padding cannot reach
+    the ``weight_ih`` gradients (a product over every step, padding included).
+    """
+    if lengths.min() >= x.shape[0] or np.dtype(x.dtype).kind != "f":
+        return x
+    own = copy(x)
+    _zero_padding.over(own.size, own, to_device(lengths))
+    return own
+
+
 def fill(array, value):
     """Set every element of a C-contiguous device array to ``value``, in place."""
     if array.size:
@@ -204,6 +232,7 @@ ARRAYS = types.SimpleNamespace(
     zeros=zeros, empty_like=empty_like, put=put, multiply=multiply, swap01=swap01,
     contiguous=_identity_contiguous, to_host=to_host, native=to_device, float_input=float_input,
     row=lambda array, index: array[index], squeeze1=_squeeze1, unsqueeze1=_unsqueeze1,
+    tape_input=tape_input,
 )
 
 
