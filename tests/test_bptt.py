@@ -237,6 +237,9 @@ def test_bad_run_arguments():
         engine.run(x, np.zeros((3, 1, 3)))
     with pytest.raises(TypeError, match=r"on_window must be callable or None"):
         engine.run(x, np.zeros((4, 1, 3)), on_window=3)
+    with pytest.raises(ValueError, match=r"x must have at least one time step \(axis 0\), got "
+                                         r"shape \(0, 1, 2\)"):
+        engine.run(x[:0], np.zeros((0, 1, 3)))
     bad_loss = TruncatedBPTT(layer, lambda y, t: (0.0, y[:1]), 2)
     with pytest.raises(ValueError, match=r"loss_fn must return dy of the output's shape"):
         bad_loss.run(x, np.zeros((4, 1, 3)))

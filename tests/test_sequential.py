@@ -101,3 +101,51 @@ def test_sequential_rejects_bad_arguments():
     model = fr.Sequential([fr.LSTM(2, 3), fr.Linear(3, 2)])
     with pytest.raises(ValueError, match=r"hx must be a list with one state per recurrent layer"):
         model(np.zeros((2, 1, 2), np.float32), hx=[None, None])
+
+
+def test_backward_takes_only_its_own_tape():
+    model = fr.Sequential([fr.LSTM(3, 4, seed=0), fr.Linear(4, 2, seed=1)])
+    other = fr.Sequential([fr.LSTM(3, 4, seed=0), fr.Linear(4, 2, seed=1)])
+    x = np.zeros((5, 2, 3), np.float32)
+    y, _, tape = model.forward(x)
+    dy = np.ones_like(y)
+    lstm_tape = model.layers[0].forward(x)[2]
+    short = type(tape)(tape[1:], owner=model)
+    for bad in (None, lstm_tape, short, other.forward(x)[2]):
+        with pytest.raises(TypeError, match=r"tape must be the tape returned by this "
+                                            r"Sequential's forward\(\), got"):
+            model.backward(bad, dy)
+    model.backward(tape, dy)
+
+
+def test_dense_layers_check_their_tapes_and_output_gradients():
+    x = np.ones((5, 2, 4), np.float32)
+    linear, other = fr.Linear(4, 3, seed=0), fr.Linear(4, 3, seed=0)
+    y, tape = linear.forward(x)
+    for bad in (None, other.forward(x)[1]):
+        with pytest.raises(TypeError, match=r"tape must be the tape returned by this layer's "
+                                            r"forward\(\)"):
+            linear.backward(bad, np.ones_like(y))
+    table = fr.Embedding(6, 3, seed=0)
+    rows, table_tape = table.forward(np.array([[1, 2]]))
+    with pytest.raises(TypeError, match=r"tape must be the tape returned by this layer's"):
+        table.backward(None, np.ones_like(rows))
+    drop = fr.Dropout(0.5, seed=0)
+    out, drop_tape = drop.forward(x)
+    with pytest.raises(ValueError, match=r"dy must have shape \(5, 2, 4\) \(the output's\), "
+                                         r"got \(1, 2, 4\)"):
+        drop.backward(drop_tape, np.ones((1, 2, 4), np.float32))
+    with pytest.raises(TypeError, match=r"dy must have dtype float32 \(the output's\), "
+                                        r"got float64"):
+        drop.backward(drop_tape, np.ones((5, 2, 4)))
+    with pytest.raises(TypeError, match=r"dy must be an array of float32 shaped like the "
+                                        r"output, got NoneType"):
+        drop.backward(drop_tape, None)
+    with pytest.raises(TypeError, match=r"tape must be the tape returned by this layer's"):
+        fr.Dropout(0.5).backward(drop_tape, np.ones_like(out))
+    np.testing.assert_array_equal(drop.backward(drop_tape, np.ones_like(out)) > 0, out > 0)
+
+
+def test_linear_bias_must_be_a_bool():
+    with pytest.raises(TypeError, match=r"bias must be True or False, got str .no."):
+        fr.Linear(3, 2, bias="no")

@@ -21,6 +21,15 @@ def _check_features(name, array, size):
         raise ValueError(f"{name} must have shape (..., {size}), got {array.shape}")
 
 
+def _own_tape(layer, tape):
+    """``tape`` when it came from ``layer``'s own :meth:`forward`; else a TypeError."""
+    if not isinstance(tape, dict) or tape.get("owner") is not layer:
+        raise TypeError(f"tape must be the tape returned by this layer's forward(), got "
+                        f"{describe(tape)}" + (" from another layer" if isinstance(tape, dict)
+                                               else ""))
+    return tape
+
+
 class Linear(HasParameters):
     r"""Fully connected layer, :math:`y = x W^\top + b` (``torch.nn.Linear``).
 
@@ -55,7 +64,7 @@ class Linear(HasParameters):
                  seed=None):
         self.in_features = check_int("in_features", in_features, 1)
         self.out_features = check_int("out_features", out_features, 1)
-        self.bias = bool(bias)
+        self.bias = check_bool("bias", bias)
         self.dtype = resolve_dtype(config.DEFAULT_DTYPE if dtype is None else dtype)
         self.device = resolve_device(device)
         if seed is not None:
@@ -103,7 +112,7 @@ class Linear(HasParameters):
         y = y.reshape(shape[:-1] + (self.out_features,))
         if self._arrays is not HOST and not on_device:
             y = self._arrays.to_host(y)
-        return y, dict(x=rows, shape=shape, on_device=on_device)
+        return y, dict(owner=self, x=rows, shape=shape, on_device=on_device)
 
     def backward(self, tape, dy, *, check_finite=False):
         """Add the parameter gradients of ``sum(y * dy)`` to :attr:`grads`; return ``dx``.
@@ -111,6 +120,7 @@ class Linear(HasParameters):
         ``check_finite=True`` raises ``FloatingPointError`` if ``dy`` holds a
         NaN or an infinity.
         """
+        tape = _own_tape(self, tape)
         if check_bool("check_finite", check_finite):
             check_finite_values("dy", dy)
         shape = tape["shape"]
@@ -199,7 +209,7 @@ class Embedding(HasParameters):
         """Gather rows. Returns ``(y, tape)``."""
         on_device = is_device_array(indices)
         indices = self._check_indices(indices)
-        tape = dict(indices=indices, on_device=on_device)
+        tape = dict(owner=self, indices=indices, on_device=on_device)
         if self._arrays is HOST:
             return self.params["weight"][indices], tape
         ids = self._arrays.native(np.ascontiguousarray(indices.reshape(-1), dtype=np.int64))
@@ -209,7 +219,7 @@ class Embedding(HasParameters):
 
     def backward(self, tape, dy):
         """Scatter-add ``dy`` into the rows' gradients. Returns None (indices have no gradient)."""
-        indices = tape["indices"]
+        indices = _own_tape(self, tape)["indices"]
         dy = self._arrays.float_input("dy", dy, self.dtype)
         expected = indices.shape + (self.embedding_dim,)
         if tuple(dy.shape) != expected:
@@ -261,14 +271,26 @@ class Dropout:
         dtype = np.dtype(x.dtype) if on_device else np.asarray(x).dtype
         if dtype not in config.SUPPORTED_DTYPES:
             raise TypeError(f"x must be a float32 or float64 array, got {describe(x)}")
+        tape = dict(owner=self, mask=None, shape=tuple(x.shape), dtype=dtype)
         if self.p == 0.0:
-            return x, dict(mask=None)
+            return x, tape
         keep = self._rng.random(tuple(x.shape)) >= self.p
-        mask = keep.astype(dtype) / dtype.type(1.0 - self.p)
-        return self._times(x, mask), dict(mask=mask)
+        tape["mask"] = keep.astype(dtype) / dtype.type(1.0 - self.p)
+        return self._times(x, tape["mask"]), tape
 
     def backward(self, tape, dy):
-        """``dy`` times the forward's mask."""
+        """``dy`` times the forward's mask; ``dy`` must have the output's shape and dtype."""
+        tape = _own_tape(self, tape)
+        on_device = is_device_array(dy)
+        if not on_device and not isinstance(dy, np.ndarray):
+            raise TypeError(f"dy must be an array of {tape['dtype']} shaped like the output, "
+                            f"got {describe(dy)}")
+        if np.dtype(dy.dtype) != tape["dtype"]:
+            raise TypeError(f"dy must have dtype {tape['dtype']} (the output's), got "
+                            f"{np.dtype(dy.dtype)}")
+        if tuple(dy.shape) != tape["shape"]:
+            raise ValueError(f"dy must have shape {tape['shape']} (the output's), got "
+                             f"{tuple(dy.shape)}")
         return dy if tape["mask"] is None else self._times(dy, tape["mask"])
 
     @staticmethod

@@ -19,9 +19,10 @@ class SequentialTape(list):
     to bring ``dx`` and ``dhx`` back to the host, as the outputs were.
     """
 
-    def __init__(self, tapes=(), host_input=False):
+    def __init__(self, tapes=(), host_input=False, owner=None):
         super().__init__(tapes)
         self.host_input = host_input
+        self.owner = owner
 
 
 class Sequential(HasParameters):
@@ -152,7 +153,7 @@ class Sequential(HasParameters):
         self._check_finite_inputs(check_finite, x=x, hx=hx)
         states = iter(self._check_states("hx", hx))
         x, host_input = self._upload("x", x)
-        finals, tapes = [], SequentialTape(host_input=host_input)
+        finals, tapes = [], SequentialTape(host_input=host_input, owner=self)
         for layer in self.layers:
             if isinstance(layer, RecurrentLayer):
                 x, state, tape = layer.forward(x, next(states), lengths)
@@ -187,6 +188,10 @@ class Sequential(HasParameters):
         input gradient of a recurrent first layer (``dx`` is then None): the
         training loops pass it, since nothing needs the data's gradient.
         """
+        if (not isinstance(tape, SequentialTape) or len(tape) != len(self.layers)
+                or getattr(tape, "owner", None) is not self):
+            raise TypeError("tape must be the tape returned by this Sequential's forward(), "
+                            f"got {describe(tape)}")
         self._check_finite_inputs(check_finite, dy=dy, dstates=dstates)
         dstates = self._check_states("dstates", dstates)
         dy, _ = self._upload("dy", dy)

@@ -187,6 +187,9 @@ class TruncatedBPTT:
         if targets.shape[axis] != steps:
             raise ValueError(f"targets must have {steps} time steps (axis {axis}) like x, "
                              f"got shape {targets.shape} for x of shape {x.shape}")
+        if steps == 0:
+            raise ValueError(f"x must have at least one time step (axis {axis}), got shape "
+                             f"{x.shape}")
         self.windows = self.plan(steps)
         cuts = self._cuts(self.windows)
         chunks = []  # (begin, end, y, tape), in time order, those still needed
