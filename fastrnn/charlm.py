@@ -210,6 +210,9 @@ class Trainer:
         tic = time.perf_counter()
         hx = self.carried if config.sampling == "sequential" else None
         self.carried, loss = self.engine.run(inputs, targets, hx, self._update)
+        if self.lm.model.device == "cuda":
+            from numba import cuda
+            cuda.synchronize()   # the optimizer's kernels are asynchronous: time them too
         self.running["seconds"] += time.perf_counter() - tic
         self.running["loss"] += loss * targets.size
         self.running["tokens"] += targets.size

@@ -587,3 +587,29 @@ def test_truncated_bptt_trains_a_cuda_model_like_a_cpu_one():
     state_h, _ = engine.run(x, targets, on_window=lambda i, loss: sgd.step())
     assert isinstance(state_h, np.ndarray)
     assert_close(fr.to_numpy(host_in.flat_params), params, TOL64, "parameters, host input")
+
+
+def test_a_char_lm_step_on_the_gpu_is_timed_to_its_end(monkeypatch):
+    """Trainer timing stops only once the step's kernels (the optimizer's, launched
+    last and asynchronously) have finished, and the step equals the CPU's."""
+    from fastrnn.charlm import OPTIMIZERS, Config, Trainer
+    from fastrnn.data import random_batches
+    from fastrnn.data.corpus import stdlib_text
+    from fastrnn.saving import build_model, describe_model
+    from fastrnn.training import TruncatedBPTT
+
+    config = Config(hidden=8, batch=2, steps=3, seed=3, dtype="float64")
+    cpu, gpu = (Trainer(stdlib_text(2000), config, progress=None) for _ in range(2))
+    lm = gpu.lm
+    lm.model = build_model(describe_model(lm.model), lm.model.state_dict(), "cuda")
+    gpu.optimizer = OPTIMIZERS[config.optimizer](lm.model, lr=config.lr)
+    gpu.engine = TruncatedBPTT(lm.model, lm.loss, config.steps)
+    inputs, targets = random_batches(cpu.corpus, config.batch, config.steps,
+                                     np.random.default_rng(0))[0]
+    synced = []
+    monkeypatch.setattr(cuda, "synchronize", lambda: synced.append(True))
+    cpu._train_batch(inputs, targets)
+    gpu._train_batch(inputs, targets)
+    assert synced == [True]
+    assert_close(fr.to_numpy(gpu.lm.model.flat_params), cpu.lm.model.flat_params, 1e-10,
+                 "parameters after one step")
