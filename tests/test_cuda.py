@@ -321,6 +321,8 @@ def test_launches_use_the_declared_signatures():
                             dropout=0.5, dtype=dtype, device="cuda")
             y, _, tape = layer.forward(np.ones((1, 2, 3), dtype))
             layer.backward(tape, np.ones_like(y))
+            y, _, tape = layer.forward(np.ones((2, 3, 3), dtype), lengths=[3, 1])  # padding
+            layer.backward(tape, np.ones_like(y))
             fr.training.clip_grad_norm(layer, 1e-3)
             fr.training.clip_grad_norm(layer, 1e-3, norm_type=3.0)
             fr.training.clip_grad_value(layer, 1e-4)
