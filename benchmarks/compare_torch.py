@@ -164,7 +164,13 @@ def main():
             for name in args.shapes:
                 row = measure(torch, cell, name, np.dtype(dtype), args.repeats, args.input_grad)
                 if dtype == "float32":
-                    row["goal"], row["verdict"] = verdict(cell, name, row, sgemm,
+                    reference = sgemm
+                    if name == "large":
+                        # measured again beside the row it judges (a slow phase of a shared
+                        # host would otherwise flatter the share); the higher rate counts
+                        row["sgemm_gflops"] = sgemm_rate()
+                        reference = max(sgemm, row["sgemm_gflops"])
+                    row["goal"], row["verdict"] = verdict(cell, name, row, reference,
                                                           args.input_grad)
                     float32_train[(cell, name)] = row["train"]
                 elif (cell, name) in float32_train:
