@@ -163,3 +163,17 @@ def test_batch_blocks_switch(monkeypatch):
     assert _threads.batch_blocks(100, 7) == 1  # fewer than SPLIT_MIN_ROWS sequences a block
     monkeypatch.setattr(config, "PARALLEL", False)
     assert _threads.batch_blocks(100, 8) == 1
+
+
+@pytest.mark.parametrize("options", [{}, dict(peephole=True, coupled=True), dict(proj_size=3)])
+def test_lstm_inference_equals_the_training_forward_bit_for_bit(split, options):
+    layer = fr.LSTM(5, 12, seed=3, **options)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((6, 4, 5)).astype(np.float32)
+    lengths = [6, 2, 5, 1]
+    y, h_n = layer(x, lengths=lengths)
+    assert split["forward"] > 0
+    y_train, h_train, _ = layer.forward(x, lengths=lengths)
+    np.testing.assert_array_equal(y, y_train)
+    for got, want in zip(h_n, h_train):
+        np.testing.assert_array_equal(got, want)

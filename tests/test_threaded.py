@@ -190,3 +190,20 @@ def test_a_read_out_after_a_threaded_scan_runs_on_the_same_threads(threaded, mon
     assert split_calls, "the read-out did not run on numba's threads"
     assert_close(results[0][0], results[1][0], tol, "logits")
     assert_close(results[0][1], results[1][1], tol, "gradients")
+
+
+@pytest.mark.parametrize("options", [{}, dict(peephole=True), dict(coupled=True),
+                                     dict(bidirectional=True, num_layers=2)])
+def test_inference_equals_the_training_forward_bit_for_bit(threaded, options):
+    """Inference runs its own loop, which stores no gates; the states and outputs
+    are the training forward's to the bit."""
+    layer = fr.LSTM(5, 12, seed=3, **options)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((6, 3, 5)).astype(np.float32)
+    lengths = [6, 2, 5]
+    y, h_n = layer(x, lengths=lengths)
+    assert threaded["forward"] > 0
+    y_train, h_train, _ = layer.forward(x, lengths=lengths)
+    np.testing.assert_array_equal(y, y_train)
+    for got, want in zip(h_n, h_train):
+        np.testing.assert_array_equal(got, want)

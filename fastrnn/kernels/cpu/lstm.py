@@ -50,6 +50,21 @@ def _forward_row(pre, gates, c_prev, c_next, m, p_i, p_f, p_o, coupled, one):
 
 
 @row_jit
+def _forward_row_states(pre, c_prev, c_next, m, p_i, p_f, p_o, coupled, one):
+    """:func:`_forward_row` without storing the gates (inference)."""
+    hidden = c_prev.shape[0]
+    off_f = 0 if coupled else hidden
+    off_g = off_f + hidden
+    off_o = off_g + hidden
+    for j in range(hidden):
+        _, _, _, _, c_t, m_t = _forward_point(
+            pre[j], pre[off_f + j], pre[off_g + j], pre[off_o + j], c_prev[j], p_i[j], p_f[j],
+            p_o[j], coupled, one)
+        c_next[j] = c_t
+        m[j] = m_t
+
+
+@row_jit
 def _backward_row(dm, dc_next, gates, c_before, c_after, p_i, p_f, p_o, coupled, one, d_pre,
                   dc_prev):
     hidden = c_before.shape[0]
@@ -111,8 +126,12 @@ def _forward_rows(xproj, x, wih_t, bias, whh_t, whr_t, peep, lengths, reverse, k
             if t >= lengths[b0 + i]:
                 c_next[i] = c_prev[i]
                 continue
-            _forward_row(rec[i], gates[k, b0 + i], c_prev[i], c_next[i],
-                         m[i] if project else h_next[i], p_i, p_f, p_o, coupled, one)
+            if keep:
+                _forward_row(rec[i], gates[k, b0 + i], c_prev[i], c_next[i],
+                             m[i] if project else h_next[i], p_i, p_f, p_o, coupled, one)
+            else:
+                _forward_row_states(rec[i], c_prev[i], c_next[i], m[i] if project else h_next[i],
+                                    p_i, p_f, p_o, coupled, one)
         if project:
             recurrent_product(m, whr_t, h_next)
         for i in range(rows):
