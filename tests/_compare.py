@@ -35,3 +35,13 @@ def central_difference(function, array, eps=1e-6):
         array[index] = saved
         grad[index] = (plus - minus) / (2 * eps)
     return grad
+
+
+def assert_inference_equals_training(layer, x, lengths):
+    """``layer(x)`` (no tape) gives the outputs and final states of ``layer.forward(x)``,
+    bit for bit."""
+    y, h_n = layer(x, lengths=lengths)
+    y_train, h_train, _ = layer.forward(x, lengths=lengths)
+    np.testing.assert_array_equal(y, y_train)
+    for got, want in zip(h_n, h_train):
+        np.testing.assert_array_equal(got, want)

@@ -21,7 +21,7 @@ from ._common import (accumulate_input_grads, accumulate_outer, add_into, bias_g
                       tape_length, token_table, weight_panel, zero_index)
 from ._gemm import SPLIT, batch_block, split_project
 from ._simd import panel_product_add
-from ._jit import par_jit, point_jit, row_jit, scan_jit
+from ._jit import inline_jit, par_jit, point_jit, row_jit, scan_jit
 from ._threads import (batch_blocks, blas_threads_for, note_scan_pool, single_blas_thread,
                        unit_chunk, use_parallel_scan)
 from . import lstm_threaded
@@ -30,12 +30,18 @@ _forward_point = point_jit(lstm_forward_point)
 _backward_point = point_jit(lstm_backward_point)
 
 
+@inline_jit
+def _gate_offsets(hidden, coupled):
+    """Offsets of gates f, g and o in a row of pre-activations (i, when there is
+    one, at 0)."""
+    off_f = 0 if coupled else hidden
+    return off_f, off_f + hidden, off_f + 2 * hidden
+
+
 @row_jit
 def _forward_row(pre, gates, c_prev, c_next, m, p_i, p_f, p_o, coupled, one):
     hidden = c_prev.shape[0]
-    off_f = 0 if coupled else hidden
-    off_g = off_f + hidden
-    off_o = off_g + hidden
+    off_f, off_g, off_o = _gate_offsets(hidden, coupled)
     for j in range(hidden):
         i, f, g, o, c_t, m_t = _forward_point(
             pre[j], pre[off_f + j], pre[off_g + j], pre[off_o + j], c_prev[j], p_i[j], p_f[j],
@@ -53,9 +59,7 @@ def _forward_row(pre, gates, c_prev, c_next, m, p_i, p_f, p_o, coupled, one):
 def _forward_row_states(pre, c_prev, c_next, m, p_i, p_f, p_o, coupled, one):
     """:func:`_forward_row` without storing the gates (inference)."""
     hidden = c_prev.shape[0]
-    off_f = 0 if coupled else hidden
-    off_g = off_f + hidden
-    off_o = off_g + hidden
+    off_f, off_g, off_o = _gate_offsets(hidden, coupled)
     for j in range(hidden):
         _, _, _, _, c_t, m_t = _forward_point(
             pre[j], pre[off_f + j], pre[off_g + j], pre[off_o + j], c_prev[j], p_i[j], p_f[j],
@@ -68,9 +72,7 @@ def _forward_row_states(pre, c_prev, c_next, m, p_i, p_f, p_o, coupled, one):
 def _backward_row(dm, dc_next, gates, c_before, c_after, p_i, p_f, p_o, coupled, one, d_pre,
                   dc_prev):
     hidden = c_before.shape[0]
-    off_f = 0 if coupled else hidden
-    off_g = off_f + hidden
-    off_o = off_g + hidden
+    off_f, off_g, off_o = _gate_offsets(hidden, coupled)
     for j in range(hidden):
         f = gates[off_f + j]
         i = one - f if coupled else gates[j]

@@ -92,28 +92,31 @@ def _add(a, b, out):
         out[index] = a[index] + b[index]
 
 
+@cuda.jit(device=True)
+def _element_3d(index, shape):
+    """``(i, j, k)`` of the flat element ``index`` of a C-contiguous 3-D array of
+    ``shape``; ``i`` is -1 past its last element."""
+    first, second, width = shape
+    if index >= first * second * width:
+        return -1, 0, 0
+    i, rest = row_col(index, second * width)
+    j, k = row_col(rest, width)
+    return i, j, k
+
+
 @kernel("void({f}[:, :, ::1], {f}[:, :, ::1])")
 def _swap01(source, target):
     # target[j, i, k] = source[i, j, k]
-    index = cuda.grid(1)
-    first, second, width = source.shape
-    if index >= first * second * width:
-        return
-    i, rest = row_col(index, second * width)
-    j, k = row_col(rest, width)
-    target[j, i, k] = source[i, j, k]
+    i, j, k = _element_3d(cuda.grid(1), source.shape)
+    if i >= 0:
+        target[j, i, k] = source[i, j, k]
 
 
 @kernel("void({f}[:, :, ::1], int64[::1])")
 def _zero_padding(x, lengths):
     # x[t, b, :] = 0 for t >= lengths[b]
-    index = cuda.grid(1)
-    steps, batch, width = x.shape
-    if index >= steps * batch * width:
-        return
-    t, rest = row_col(index, batch * width)
-    b, k = row_col(rest, width)
-    if t >= lengths[b]:
+    t, b, k = _element_3d(cuda.grid(1), x.shape)
+    if t >= 0 and t >= lengths[b]:
         x[t, b, k] = 0
 
 
