@@ -7,7 +7,8 @@ the rows ``gate * H + j0 : gate * H + j1`` of ``W_hh`` transposed once per
 scan) and runs the pointwise math, writing its columns of the
 states, the gates and the output: no transpose, no second pass,
 and its rows of ``W_hh`` stay in its core's cache. The backward step has two
-parallel phases: the pointwise backward of each block, then each block's
+parallel phases: the pointwise backward of each block of sequences (whole
+rows of ``d_pre`` per thread), then each unit block's
 columns of ``dh_{t-1} = d_pre W_hh`` (its columns of ``W_hh`` copied into a
 contiguous panel once per scan: 1.5 against 2.0 ms for the d2l backward scan
 read in place).
@@ -22,6 +23,7 @@ from numba import prange
 
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
 from ._common import guarded_output_grad, step_slots
+from ._gemm import batch_block
 from ._simd import padded_columns, panel_product, panel_product_add
 from ._jit import inline_jit, par_jit, point_jit, row_jit
 
@@ -243,17 +245,18 @@ def backward_scan(dy, col0, dh_n, dc_n, whh, lengths, reverse, coupled, peep, cs
     dc_next = dc_n.copy()
     dc_prev = np.empty_like(dc_next)
     zeros = np.zeros((batch, dy.shape[2]), d_pre.dtype)
+    all_units = (0, first * hidden, (first + 1) * hidden, (first + 2) * hidden)
     for s in range(steps):
         t, before, after = step_slots(steps - 1 - s, steps, reverse, True)
         dy_t = guarded_output_grad(dh, dy, t, col0, lengths, clip, norms, zeros, 0)
-        for block in prange(n_chunks):
-            j0 = block * chunk
-            j1 = min(hidden, j0 + chunk)
-            n = j1 - j0
-            offsets = (j0, first * hidden + j0, (first + 1) * hidden + j0,
-                       (first + 2) * hidden + j0)
-            _backward_block(dh, dy_t, col0 + j0, dc_next, gates[t], cs[before], cs[after], peep,
-                            lengths, t, j0, n, offsets, coupled, one, d_pre[t], dc_prev)
+        for part in prange(n_chunks):
+            # by blocks of sequences: each thread writes whole rows of d_pre (by blocks of
+            # units the threads' columns alternated every 512 bytes of a row: 3.47-3.73
+            # against 3.31-3.57 ms for the d2l backward scan)
+            r0, r1 = batch_block(part, n_chunks, batch)
+            _backward_block(dh[r0:r1], dy_t[r0:r1], col0, dc_next[r0:r1], gates[t, r0:r1],
+                            cs[before, r0:r1], cs[after, r0:r1], peep, lengths[r0:r1], t, 0,
+                            hidden, all_units, coupled, one, d_pre[t, r0:r1], dc_prev[r0:r1])
         for block in prange(n_chunks):
             j0 = block * chunk
             j1 = min(hidden, j0 + chunk)
