@@ -39,31 +39,22 @@ def _gate_offsets(hidden, coupled):
 
 
 @row_jit
-def _forward_row(pre, gates, c_prev, c_next, m, p_i, p_f, p_o, coupled, one):
+def _forward_row(pre, gates, c_prev, c_next, m, p_i, p_f, p_o, coupled, one, keep):
+    """Pointwise forward of one sequence's row; the gates are stored only when
+    ``keep`` (training). Inference skipping them under this flag: 3.77-3.78
+    against 4.00-4.10 us for 16 x 128 units, and 3.70 for a loop of its own."""
     hidden = c_prev.shape[0]
     off_f, off_g, off_o = _gate_offsets(hidden, coupled)
     for j in range(hidden):
         i, f, g, o, c_t, m_t = _forward_point(
             pre[j], pre[off_f + j], pre[off_g + j], pre[off_o + j], c_prev[j], p_i[j], p_f[j],
             p_o[j], coupled, one)
-        if not coupled:
-            gates[j] = i
-        gates[off_f + j] = f
-        gates[off_g + j] = g
-        gates[off_o + j] = o
-        c_next[j] = c_t
-        m[j] = m_t
-
-
-@row_jit
-def _forward_row_states(pre, c_prev, c_next, m, p_i, p_f, p_o, coupled, one):
-    """:func:`_forward_row` without storing the gates (inference)."""
-    hidden = c_prev.shape[0]
-    off_f, off_g, off_o = _gate_offsets(hidden, coupled)
-    for j in range(hidden):
-        _, _, _, _, c_t, m_t = _forward_point(
-            pre[j], pre[off_f + j], pre[off_g + j], pre[off_o + j], c_prev[j], p_i[j], p_f[j],
-            p_o[j], coupled, one)
+        if keep:
+            if not coupled:
+                gates[j] = i
+            gates[off_f + j] = f
+            gates[off_g + j] = g
+            gates[off_o + j] = o
         c_next[j] = c_t
         m[j] = m_t
 
@@ -128,12 +119,8 @@ def _forward_rows(xproj, x, wih_t, bias, whh_t, whr_t, peep, lengths, reverse, k
             if t >= lengths[b0 + i]:
                 c_next[i] = c_prev[i]
                 continue
-            if keep:
-                _forward_row(rec[i], gates[k, b0 + i], c_prev[i], c_next[i],
-                             m[i] if project else h_next[i], p_i, p_f, p_o, coupled, one)
-            else:
-                _forward_row_states(rec[i], c_prev[i], c_next[i], m[i] if project else h_next[i],
-                                    p_i, p_f, p_o, coupled, one)
+            _forward_row(rec[i], gates[k, b0 + i], c_prev[i], c_next[i],
+                         m[i] if project else h_next[i], p_i, p_f, p_o, coupled, one, keep)
         if project:
             recurrent_product(m, whr_t, h_next)
         for i in range(rows):
