@@ -108,6 +108,8 @@ class _Lease:
 def _trim(bound):
     """Free idle blocks, largest first, until they hold at most ``bound`` bytes (the
     bound may have been lowered since they were kept). Call with the lock held."""
+    if _idle_bytes[0] <= max(bound, 0):
+        return   # the usual case, on every take and give-back: nothing to sort
     for size in sorted(_idle, reverse=True):
         blocks = _idle[size]
         while blocks and _idle_bytes[0] > max(bound, 0):
