@@ -90,7 +90,8 @@ def _forward_units(a_i, a_f, a_g, a_o, c_prev, w_i, w_f, w_o, coupled, one, g_i,
 @inline_jit
 def _forward_states(a_i, a_f, a_g, a_o, c_prev, w_i, w_f, w_o, coupled, one, c_next, h_next, y):
     """:func:`_forward_units` without storing the gates (inference). A loop of its
-    own: the same loop with the stores under a flag was not faster (measured)."""
+    own: with the stores under a flag LLVM emits masked stores, which are slow on
+    a tape inference never touches (see :func:`.lstm._forward_row`)."""
     for j in range(c_prev.shape[0]):
         _, _, _, _, c_t, m_t = _forward_point(a_i[j], a_f[j], a_g[j], a_o[j], c_prev[j], w_i[j],
                                               w_f[j], w_o[j], coupled, one)
