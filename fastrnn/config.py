@@ -66,11 +66,14 @@ SPLIT_MIN_ROWS = _env_int("FASTRNN_SPLIT_MIN_ROWS", 8)
 SPLIT_MAX_WEIGHT_BYTES = _env_int("FASTRNN_SPLIT_MAX_WEIGHT_BYTES", 512 * 1024)
 LSTM_SPLIT_MIN_ROWS = _env_int("FASTRNN_LSTM_SPLIT_MIN_ROWS", 32)
 #: An LSTM scan computes the input's product inside each step (from a ``W_ih``
-#: panel: per thread when split by hidden units) when the dense input has at
-#: most this many features and the batch at least 8 sequences, so no (T, B, 4H)
-#: input projection is written and read back; other inputs are projected by one
-#: GEMM before the scan.
+#: panel: per thread when split by hidden units) when the batch has at least 8
+#: sequences and the dense input at most this many features or ``W_ih`` at most
+#: :data:`LSTM_INPUT_IN_SCAN_BYTES` bytes, so no (T, B, 4H) input projection is
+#: written and read back; other inputs are projected by one GEMM before the scan
+#: (measurements: :func:`fastrnn.kernels.cpu.lstm._input_in_scan`). Setting both
+#: to 0 always projects first.
 LSTM_INPUT_IN_SCAN = _env_int("FASTRNN_LSTM_INPUT_IN_SCAN", 64)
+LSTM_INPUT_IN_SCAN_BYTES = _env_int("FASTRNN_LSTM_INPUT_IN_SCAN_BYTES", 1 << 20)
 #: CUDA backend: run each direction of a recurrent layer as one persistent
 #: kernel launch (the whole time loop on the device, :mod:`fastrnn.kernels.
 #: cuda.persistent`) when its batch has at most

@@ -119,6 +119,7 @@ def test_narrow_input_in_the_scan_equals_the_projection_first(threaded, monkeypa
     dy = rng.standard_normal((5, batch, 26))
     dh_n = tuple(rng.standard_normal((2, batch, 13)) for _ in range(2))
     monkeypatch.setattr(config, "LSTM_INPUT_IN_SCAN", 64 if in_scan else 0)
+    monkeypatch.setattr(config, "LSTM_INPUT_IN_SCAN_BYTES", 1 << 20 if in_scan else 0)
     features = []
     scan = lstm_threaded.forward_scan
 
@@ -203,3 +204,17 @@ def test_inference_equals_the_training_forward_bit_for_bit(threaded, options):
     lengths = [6, 2, 5]
     assert_inference_equals_training(layer, x, lengths)
     assert threaded["forward"] > 0
+
+
+def test_wide_input_is_computed_in_the_scan_while_its_weights_are_small(monkeypatch):
+    """Past ``config.LSTM_INPUT_IN_SCAN`` features the input's product still goes into
+    the scan while ``W_ih`` has at most ``config.LSTM_INPUT_IN_SCAN_BYTES``; never
+    for fewer than 8 sequences."""
+    x = np.zeros((2, 8, 128), np.float32)
+    weight_ih = np.zeros((4 * 16, 128), np.float32)
+    assert lstm._input_in_scan(x, weight_ih)
+    assert not lstm._input_in_scan(x[:, :7], weight_ih)
+    monkeypatch.setattr(config, "LSTM_INPUT_IN_SCAN_BYTES", weight_ih.nbytes - 1)
+    assert not lstm._input_in_scan(x, weight_ih)
+    monkeypatch.setattr(config, "LSTM_INPUT_IN_SCAN", 128)
+    assert lstm._input_in_scan(x, weight_ih)

@@ -265,7 +265,7 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
             x_in_scan, wih_in_scan = np.empty((steps, batch, 0), dtype), wih[:, :0]
             if is_tokens(x):
                 xtable, xindex = token_table(wih, bias), x.reshape(steps, batch)
-            elif _input_in_scan(x):
+            elif _input_in_scan(x, wih):
                 xtable = (np.zeros(wih.shape[0], dtype) if bias is None else bias)[None, :]
                 xindex, x_in_scan, wih_in_scan = zero_index(steps, batch), x, wih
             else:
@@ -285,7 +285,7 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
         wih = weights["weight_ih"]
         no_columns = np.empty((steps, batch, 0), dtype)
         with blas_threads_for(blocks > 1):
-            if not is_tokens(x) and _input_in_scan(x):
+            if not is_tokens(x) and _input_in_scan(x, wih):
                 inputs = (no_columns, x, weight_panel(wih, transpose=True),
                           np.zeros(wih.shape[0], dtype) if bias is None else bias)
             else:
@@ -300,12 +300,27 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
                          m=m_tape if project else None)
 
 
-def _input_in_scan(x):
-    """Whether the scan computes the dense input's product in each step
-    (:data:`fastrnn.config.LSTM_INPUT_IN_SCAN`): a narrow input and a batch of at
-    least 8 sequences (one full row tile; with fewer, the per-step calls cost more
-    than writing the small projection: (200, 1, 8, 32) forward 0.19 against 0.10 ms)."""
-    return x.shape[2] <= config.LSTM_INPUT_IN_SCAN and x.shape[1] >= 8
+def _input_in_scan(x, weight_ih):
+    """Whether the scan computes the dense input's product in each step: a batch
+    of at least 8 sequences (one full row tile; with fewer, the per-step calls
+    cost more than writing the small projection: (200, 1, 8, 32) forward 0.19
+    against 0.10 ms) and a narrow input (:data:`fastrnn.config.LSTM_INPUT_IN_SCAN`
+    features) or a ``W_ih`` of at most
+    :data:`~fastrnn.config.LSTM_INPUT_IN_SCAN_BYTES`, whose panel then stays in
+    a core's L2 cache next to ``W_hh``'s.
+
+    Measured in one process, alternating, float32, two threads, forward
+    (forward+backward), ms, in the step against projected first:
+    (100, 64, 128, 256) 29.3-29.9 against 31.4-33.2 (75-79 against 77-87),
+    (100, 64, 256, 256) 36.2-37.5 against 38.4-40.0, (35, 32, 128, 256)
+    5.1-5.4 against 5.4-5.6 (13.4-13.9 against 14.3-15.1), both ways alike at
+    (50, 128, 256, 512) (2 MiB), slower at (100, 128, 512, 512) (8 MiB):
+    294-408 against 275-287.
+    """
+    if x.shape[1] < 8:
+        return False
+    return (x.shape[2] <= config.LSTM_INPUT_IN_SCAN
+            or weight_ih.nbytes <= config.LSTM_INPUT_IN_SCAN_BYTES)
 
 
 def _scan_mode(spec, batch, dtype):
