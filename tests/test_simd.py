@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
+from fastrnn.kernels.cpu import _common
 from fastrnn.kernels.cpu._common import accumulate_outer, accumulate_product
 from fastrnn.kernels.cpu._gemm import split_outer_product_add, split_panel_product_add
-from fastrnn.kernels.cpu._simd import (K_BLOCK, OUTER_PASS, VECTOR_BYTES, _panel,
+from fastrnn.kernels.cpu._simd import (K_BLOCK, OUTER_COLUMNS, OUTER_PASS, VECTOR_BYTES, _panel,
                                        outer_product_add, panel_product, panel_product_add)
 
 DTYPES = [np.float32, np.float64]
@@ -132,6 +133,17 @@ def _outer_operands(rng, depth, rows, cols, dtype):
     return d, inputs, grad, expected
 
 
+def _no_more(d, grad):
+    """The (more_grad, more_inputs) of no second gradient: no columns."""
+    return np.empty((grad.shape[0], 0), grad.dtype), np.empty((d.shape[0], 0), d.dtype)
+
+
+def _outer(d, inputs, grad, g0, g1):
+    """:func:`outer_product_add` of one gradient."""
+    more_grad, more_inputs = _no_more(d, grad)
+    outer_product_add(d, inputs, grad, more_inputs, more_grad, g0, g1)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("rows", [1, 7, 8, 9, 17, 24])
 def test_outer_product_add_matches_the_float64_product(rows, dtype):
@@ -142,7 +154,7 @@ def test_outer_product_add_matches_the_float64_product(rows, dtype):
     for cols in (lanes, 2 * lanes, 3 * lanes, 5 * lanes):
         for depth in (1, 33, OUTER_PASS, 2 * OUTER_PASS + 5):
             d, inputs, grad, expected = _outer_operands(rng, depth, rows, cols, dtype)
-            outer_product_add(d, inputs, grad, 0, rows)
+            _outer(d, inputs, grad, 0, rows)
             tol = 1e-5 if dtype == np.float32 else 1e-13
             np.testing.assert_allclose(grad, expected, rtol=tol, atol=tol * np.sqrt(depth))
 
@@ -152,7 +164,7 @@ def test_outer_product_add_updates_only_its_rows(dtype):
     rng = np.random.default_rng(3)
     d, inputs, grad, expected = _outer_operands(rng, 40, 24, 2 * _lanes(dtype), dtype)
     start = grad.copy()
-    outer_product_add(d, inputs, grad, 8, 16)
+    _outer(d, inputs, grad, 8, 16)
     np.testing.assert_array_equal(grad[:8], start[:8])
     np.testing.assert_array_equal(grad[16:], start[16:])
     tol = 1e-5 if dtype == np.float32 else 1e-13
@@ -166,12 +178,68 @@ def test_outer_product_add_gives_the_same_bits_whichever_rows_a_call_takes(dtype
     rows = 8 * 5 + 3
     d, inputs, grad, _ = _outer_operands(rng, OUTER_PASS + 70, rows, 3 * _lanes(dtype), dtype)
     whole, split, pieces = grad.copy(), grad.copy(), grad.copy()
-    outer_product_add(d, inputs, whole, 0, rows)
-    split_outer_product_add(split, d, inputs)
+    _outer(d, inputs, whole, 0, rows)
+    split_outer_product_add(split, d, inputs, *_no_more(d, grad))
     for g0, g1 in ((0, 16), (16, 40), (40, rows)):
-        outer_product_add(d, inputs, pieces, g0, g1)
+        _outer(d, inputs, pieces, g0, g1)
     np.testing.assert_array_equal(split, whole)
     np.testing.assert_array_equal(pieces, whole)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_second_gradient_in_the_same_sweep_changes_no_bit(dtype):
+    """``W_hh``'s gradient summed in ``W_ih``'s sweep over ``d`` (columns past
+    :data:`OUTER_COLUMNS`, rows split as the threads split them) gets the bits of
+    its own sweep, and so does the first."""
+    rng = np.random.default_rng(6)
+    lanes = _lanes(dtype)
+    rows, depth = 8 * 3 + 5, OUTER_PASS + 37
+    d, inputs, grad, _ = _outer_operands(rng, depth, rows, 3 * lanes, dtype)
+    more_inputs = rng.standard_normal((depth, OUTER_COLUMNS + 2 * lanes)).astype(dtype)
+    more_grad = rng.standard_normal((rows, more_inputs.shape[1])).astype(dtype)
+    alone, more_alone = grad.copy(), more_grad.copy()
+    _outer(d, inputs, alone, 0, rows)
+    _outer(d, more_inputs, more_alone, 0, rows)
+    for g0, g1 in ((0, 8), (8, rows)):
+        outer_product_add(d, inputs, grad, more_inputs, more_grad, g0, g1)
+    np.testing.assert_array_equal(grad, alone)
+    np.testing.assert_array_equal(more_grad, more_alone)
+    split = rng.standard_normal(grad.shape).astype(dtype)
+    more_split = rng.standard_normal(more_grad.shape).astype(dtype)
+    start, more_start = split.copy(), more_split.copy()
+    split_outer_product_add(split, d, inputs, more_split, more_inputs)
+    _outer(d, inputs, start, 0, rows)
+    _outer(d, more_inputs, more_start, 0, rows)
+    np.testing.assert_array_equal(split, start)
+    np.testing.assert_array_equal(more_split, more_start)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shared", [True, False], ids=["one-sweep", "two-sweeps"])
+def test_accumulate_outer_adds_the_second_gradient(monkeypatch, shared, dtype):
+    """``more``: both gradients match the float64 products, with the sweep shared
+    or not (:data:`~fastrnn.kernels.cpu._simd.FUSED_OUTER_BYTES`), on BLAS and on
+    the threads, with columns that are not whole vectors; the same bits either way."""
+    monkeypatch.setattr(_common, "FUSED_OUTER_BYTES", 1 << 30 if shared else 0)
+    rng = np.random.default_rng(7)
+    d_pre = rng.standard_normal((6, 4, 24)).astype(dtype)
+    x = rng.standard_normal((6, 4, 28)).astype(dtype)
+    h = rng.standard_normal((6, 4, 2 * _lanes(dtype))).astype(dtype)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    for split in (True, False):
+        grad_ih = rng.standard_normal((24, 28)).astype(dtype)
+        grad_hh = rng.standard_normal((24, h.shape[2])).astype(dtype)
+        want_ih = grad_ih.astype(np.float64) + np.einsum("tbg,tbc->gc", d_pre, x)
+        want_hh = grad_hh.astype(np.float64) + np.einsum("tbg,tbc->gc", d_pre, h)
+        start = grad_ih.copy(), grad_hh.copy()
+        accumulate_outer(grad_ih, d_pre, x, split, (grad_hh, h))
+        np.testing.assert_allclose(grad_ih, want_ih, rtol=tol, atol=tol)
+        np.testing.assert_allclose(grad_hh, want_hh, rtol=tol, atol=tol)
+        if split:
+            accumulate_outer(start[0], d_pre, x, True)
+            accumulate_outer(start[1], d_pre, h, True)
+            np.testing.assert_array_equal(grad_ih, start[0])
+            np.testing.assert_array_equal(grad_hh, start[1])
 
 
 def test_outer_product_add_error_is_that_of_blas_over_a_long_sum():
@@ -180,7 +248,7 @@ def test_outer_product_add_error_is_that_of_blas_over_a_long_sum():
     rng = np.random.default_rng(5)
     d, inputs, grad, expected = _outer_operands(rng, 20000, 16, 32, np.float32)
     blas = grad + d.T @ inputs
-    outer_product_add(d, inputs, grad, 0, 16)
+    _outer(d, inputs, grad, 0, 16)
     scale = np.abs(expected).max()
     ours = np.abs(grad - expected).max() / scale
     theirs = np.abs(blas - expected).max() / scale

@@ -17,7 +17,7 @@ from ... import _memory
 from ...cells.guard import guard_row
 from ._blas import gemm
 from ._gemm import split_outer_product_add, split_panel_product_add, split_project
-from ._simd import VECTOR_BYTES, padded_columns, panel_product
+from ._simd import FUSED_OUTER_BYTES, OUTER_PASS, VECTOR_BYTES, padded_columns, panel_product
 from ._jit import inline_jit, row_jit, scan_jit
 
 _thread_scratch = threading.local()
@@ -182,7 +182,7 @@ def _rows(array):
     return np.ascontiguousarray(array).reshape(-1, array.shape[-1])
 
 
-def accumulate_outer(grad, d_pre, inputs, split=False):
+def accumulate_outer(grad, d_pre, inputs, split=False, more=None):
     """``grad += sum_t d_pre[t]^T inputs[t]`` as one GEMM over all steps.
 
     With ``split``, on numba's threads (:mod:`._threads`):
@@ -195,12 +195,33 @@ def accumulate_outer(grad, d_pre, inputs, split=False):
     within 10% either way. Its rounding error equals BLAS's in float32 (5e-7
     relative) and is 1e-15 against 3e-16 in float64. Without ``split``: one BLAS
     call on BLAS's threads.
+
+    ``more``, a pair ``(more_grad, more_inputs)``, adds a second gradient of the
+    same ``d_pre`` (``W_hh``'s beside ``W_ih``'s); with ``split`` both are summed
+    in one sweep over ``d_pre`` when their inputs are narrow enough
+    (:data:`~._simd.FUSED_OUTER_BYTES`). No bit depends on that.
     """
-    d_rows, in_rows = _rows(d_pre), _rows(inputs)
+    d_rows = _rows(d_pre)
+    pairs = [(grad, _rows(inputs))] + ([] if more is None else [(more[0], _rows(more[1]))])
     if not split:
-        _outer_add(grad, d_rows, in_rows)
+        for target, in_rows in pairs:
+            _outer_add(target, d_rows, in_rows)
         return
-    _add_on_whole_vectors(split_outer_product_add, grad, d_rows, in_rows)
+    columns = sum(in_rows.shape[1] for _, in_rows in pairs)
+    if len(pairs) == 2 and OUTER_PASS * columns * d_rows.itemsize > FUSED_OUTER_BYTES:
+        sweeps = [pairs[:1], pairs[1:]]
+    else:
+        sweeps = [pairs]
+    for sweep in sweeps:
+        targets = [_whole_vectors(target) for target, _ in sweep]
+        operands = [_whole_vectors(in_rows) for _, in_rows in sweep]
+        if len(sweep) == 1:
+            targets.append(np.empty((grad.shape[0], 0), grad.dtype))
+            operands.append(np.empty((d_rows.shape[0], 0), grad.dtype))
+        split_outer_product_add(targets[0], d_rows, operands[0], targets[1], operands[1])
+        for (target, _), padded in zip(sweep, targets):
+            if padded is not target:
+                target[...] = padded[:, :target.shape[1]]
 
 
 def _add_on_whole_vectors(kernel, out, a, b):
@@ -246,7 +267,8 @@ def accumulate_product(out, a, b, split=False):
     _add_on_whole_vectors(split_panel_product_add, out_rows, a_rows, b)
 
 
-def accumulate_input_grads(d_pre, x, weight_ih, grad_weight_ih, dx, split=False):
+def accumulate_input_grads(d_pre, x, weight_ih, grad_weight_ih, dx, split=False,
+                           recurrent=None):
     """Add the input-side gradients of one scan.
 
     ``grad_weight_ih += sum_t d_pre[t]^T x[t]`` and ``dx += d_pre @ W_ih``, each
@@ -263,6 +285,10 @@ def accumulate_input_grads(d_pre, x, weight_ih, grad_weight_ih, dx, split=False)
         Updated in place (ignored for tokens); None: no input gradient.
     split : bool
         Run the GEMMs split on numba's threads (:func:`accumulate_outer`).
+    recurrent : tuple of ndarray, optional
+        ``(grad_weight_hh, states)``: also ``grad_weight_hh += sum_t d_pre[t]^T
+        states[t]``, in the same sweep as ``grad_weight_ih`` where it can
+        (:func:`accumulate_outer`'s ``more``).
 
     Returns
     -------
@@ -270,8 +296,10 @@ def accumulate_input_grads(d_pre, x, weight_ih, grad_weight_ih, dx, split=False)
         For tokens, the sums of ``d_pre`` per token (see :func:`bias_gradient`).
     """
     if is_tokens(x):
+        if recurrent is not None:
+            accumulate_outer(recurrent[0], d_pre, recurrent[1], split)
         return accumulate_token_grads(grad_weight_ih, d_pre, x)
-    accumulate_outer(grad_weight_ih, d_pre, x, split)
+    accumulate_outer(grad_weight_ih, d_pre, x, split, recurrent)
     if dx is not None:
         accumulate_product(dx, d_pre, weight_ih, split)
     return None

@@ -65,12 +65,13 @@ def _tile_bound(part, rows):
 
 
 @par_jit
-def split_outer_product_add(grad, d_rows, in_rows):
-    """``grad += d_rows.T @ in_rows`` (:func:`~._simd.outer_product_add`), its rows in
-    :data:`SPLIT` blocks on numba's threads."""
+def split_outer_product_add(grad, d_rows, in_rows, more_grad, more_rows):
+    """``grad += d_rows.T @ in_rows`` and ``more_grad += d_rows.T @ more_rows`` in one
+    sweep (:func:`~._simd.outer_product_add`; ``more_*`` with no columns: none),
+    the gradients' rows in :data:`SPLIT` blocks on numba's threads."""
     rows = grad.shape[0]
     for part in prange(SPLIT):
-        outer_product_add(d_rows, in_rows, grad, _tile_bound(part, rows),
+        outer_product_add(d_rows, in_rows, grad, more_rows, more_grad, _tile_bound(part, rows),
                           _tile_bound(part + 1, rows))
 
 

@@ -285,39 +285,66 @@ def _outer_tiles(d, g, k0, span, inputs, c, grad, wide):
 
 
 @row_jit
-def outer_product_add(d, inputs, grad, g0, g1):
-    """``grad[g] += sum_k d[k, g] * inputs[k]`` for the rows ``g0:g1`` of ``grad``.
+def _outer_columns(d, g, k0, span, inputs, grad, c, c1, lanes):
+    """The tiles of :func:`_outer_tiles` for grad rows ``g`` over its columns ``c:c1``."""
+    while c + 2 * lanes <= c1:
+        _outer_tiles(d, g, k0, span, inputs, c, grad, True)
+        c += 2 * lanes
+    if c < c1:
+        _outer_tiles(d, g, k0, span, inputs, c, grad, False)
+
+
+@row_jit
+def outer_product_add(d, inputs, grad, more_inputs, more_grad, g0, g1):
+    """``grad[g] += sum_k d[k, g] * inputs[k]`` for the rows ``g0:g1`` of ``grad``, and
+    the same for ``more_grad`` and ``more_inputs`` in the same sweep over ``d``.
 
     A weight gradient, ``grad += d^T @ inputs``, read where it lies: ``d`` (K, G)
     the gradients of the pre-activations of every step and sequence, ``inputs``
     (K, N) what multiplied the weights, ``grad`` (G, N). The K terms are summed in
     passes of :data:`OUTER_PASS`, in order (one fused multiply-add each), and
     each pass's sum is added to ``grad``, as BLAS does: an element's bits do not
-    depend on which rows a thread takes, and its rounding error grows with the
-    number of passes, not of terms (float32, K = 32000: 4.7e-7 relative, against
-    6.7e-7 for OpenBLAS and 7e-6 for one running sum started from ``grad``).
+    depend on which rows a thread takes, nor on whether a second gradient is
+    summed beside it, and its rounding error grows with the number of passes,
+    not of terms (float32, K = 32000: 4.7e-7 relative, against 6.7e-7 for
+    OpenBLAS and 7e-6 for one running sum started from ``grad``).
+
+    The second pair (``W_hh``'s gradient beside ``W_ih``'s: both multiply
+    ``d``) reuses each tile's strip of ``d`` from the L1 cache, which pays most
+    beside a narrow input (:data:`FUSED_OUTER_BYTES`).
 
     Parameters
     ----------
     d : ndarray, shape (K, G), C-contiguous
-    inputs : ndarray, shape (K, N), C-contiguous, N a multiple of the vector lanes
-    grad : ndarray, shape (G, N), C-contiguous, same dtype
+    inputs, more_inputs : ndarray, shape (K, N) and (K, M), C-contiguous, N and M
+        multiples of the vector lanes (``more_*`` of M = 0 columns: none)
+    grad, more_grad : ndarray, shape (G, N) and (G, M), C-contiguous, same dtype
     g0, g1 : int
         The rows to update; ``g0`` and, unless it is G, ``g1`` multiples of 8.
     """
     lanes = VECTOR_BYTES // d.itemsize
     depth = d.shape[0]
     cols = grad.shape[1]
+    total = cols + more_grad.shape[1]
     for k0 in range(0, depth, OUTER_PASS):
         span = min(OUTER_PASS, depth - k0)
-        for c0 in range(0, cols, OUTER_COLUMNS):
-            c1 = min(cols, c0 + OUTER_COLUMNS)
+        for c0 in range(0, total, OUTER_COLUMNS):
+            c1 = min(total, c0 + OUTER_COLUMNS)
             g = g0
             while g < g1:
-                c = c0
-                while c + 2 * lanes <= c1:
-                    _outer_tiles(d, g, k0, span, inputs, c, grad, True)
-                    c += 2 * lanes
-                if c < c1:
-                    _outer_tiles(d, g, k0, span, inputs, c, grad, False)
+                if c0 < cols:
+                    _outer_columns(d, g, k0, span, inputs, grad, c0, min(c1, cols), lanes)
+                if c1 > cols:
+                    _outer_columns(d, g, k0, span, more_inputs, more_grad, max(c0, cols) - cols,
+                                   c1 - cols, lanes)
                 g += 8 if g + 8 <= grad.shape[0] else 1
+
+
+#: Two weight gradients share one sweep of :func:`outer_product_add` over ``d``
+#: while a pass's rows of both inputs take at most this many bytes (they stay in
+#: L2 next to the strips of ``d``). Two threads (one), float32, ms, two sweeps
+#: against one: (32000 x 512) terms by 32 + 128 columns 33.1-35.4 against
+#: 28.1-29.8 (65.8-68.6 against 57.3-62.2), 6400 x 1024 by 128 + 256 27.3-30.0
+#: against 26.0-26.8, 1120 x 1024 by 32 + 256 3.30-3.45 against 3.13-3.30;
+#: 12800 x 2048 by 512 + 512 (1 MiB) was slower shared: 262-275 against 276-280.
+FUSED_OUTER_BYTES = 512 * 1024

@@ -406,9 +406,9 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
                      *args)
             if project:
                 accumulate_outer(grads["weight_hr"], dh_tape, tape["m"], split)
-        token_sums = accumulate_input_grads(d_pre, x, weights["weight_ih"], grads["weight_ih"],
-                                            dx, split)
-        accumulate_outer(grads["weight_hh"], d_pre, entering_states(tape["hs"], reverse), split)
+        token_sums = accumulate_input_grads(
+            d_pre, x, weights["weight_ih"], grads["weight_ih"], dx, split,
+            recurrent=(grads["weight_hh"], entering_states(tape["hs"], reverse)))
     if spec.bias:
         bias_grad = bias_gradient(d_pre, token_sums)
         grads["bias_ih"] += bias_grad

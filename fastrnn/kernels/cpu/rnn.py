@@ -8,7 +8,7 @@ import numpy as np
 from numba import prange
 
 from ...cells.rnn import RELU, TANH, rnn_backward_point, rnn_forward_point
-from ._common import (accumulate_input_grads, accumulate_outer, bias_gradient, entering_states,
+from ._common import (accumulate_input_grads, bias_gradient, entering_states,
                       error_guard, final_slot, guarded_output_grad, input_projection,
                       recurrent_product,
                       run_scan, scratch, split_kernel, state_buffer, step_slots, weight_panel)
@@ -128,9 +128,9 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
             *error_guard(error_clip, error_norms))
     with blas_threads_for(blocks > 1):
         run_scan(blocks, _backward_blocks, _backward_rows, batch, *args)
-        token_sums = accumulate_input_grads(d_pre, x, weights["weight_ih"], grads["weight_ih"],
-                                            dx, blocks > 1)
-        accumulate_outer(grads["weight_hh"], d_pre, entering_states(hs, reverse), blocks > 1)
+        token_sums = accumulate_input_grads(
+            d_pre, x, weights["weight_ih"], grads["weight_ih"], dx, blocks > 1,
+            recurrent=(grads["weight_hh"], entering_states(hs, reverse)))
     if spec.bias:
         bias_grad = bias_gradient(d_pre, token_sums)
         grads["bias_ih"] += bias_grad
