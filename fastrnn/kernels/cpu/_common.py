@@ -212,26 +212,24 @@ def accumulate_outer(grad, d_pre, inputs, split=False, more=None):
         sweeps = [pairs[:1], pairs[1:]]
     else:
         sweeps = [pairs]
+    no_second = (np.empty((grad.shape[0], 0), grad.dtype),   # a pair without columns
+                 np.empty((d_rows.shape[0], 0), grad.dtype))
     for sweep in sweeps:
-        targets = [_whole_vectors(target) for target, _ in sweep]
-        operands = [_whole_vectors(in_rows) for _, in_rows in sweep]
         if len(sweep) == 1:
-            targets.append(np.empty((grad.shape[0], 0), grad.dtype))
-            operands.append(np.empty((d_rows.shape[0], 0), grad.dtype))
-        split_outer_product_add(targets[0], d_rows, operands[0], targets[1], operands[1])
-        for (target, _), padded in zip(sweep, targets):
-            if padded is not target:
-                target[...] = padded[:, :target.shape[1]]
+            sweep = sweep + [no_second]
+        _add_on_whole_vectors(split_outer_product_add, d_rows, *sweep)
 
 
-def _add_on_whole_vectors(kernel, out, a, b):
-    """``kernel(out, a, b)`` (a product added to ``out`` by the register tiles), with
-    ``out`` and ``b`` given whole vectors of columns (:func:`_whole_vectors`); a
-    padded ``out`` is copied back."""
-    target = _whole_vectors(out)
-    kernel(target, a, _whole_vectors(b))
-    if target is not out:
-        out[...] = target[:, :out.shape[1]]
+def _add_on_whole_vectors(kernel, a, *pairs):
+    """``kernel(out, a, b, out2, b2, ...)`` (products added to each ``out`` by the
+    register tiles) for the ``(out, b)`` pairs, every ``out`` and ``b`` given whole
+    vectors of columns (:func:`_whole_vectors`); a padded ``out`` is copied back."""
+    padded = [(_whole_vectors(out), _whole_vectors(b)) for out, b in pairs]
+    (first, first_b), rest = padded[0], [array for pair in padded[1:] for array in pair]
+    kernel(first, a, first_b, *rest)
+    for (out, _), (target, _) in zip(pairs, padded):
+        if target is not out:
+            out[...] = target[:, :out.shape[1]]
 
 
 def _whole_vectors(matrix):
@@ -264,7 +262,7 @@ def accumulate_product(out, a, b, split=False):
     if not split:
         _dot_add(out_rows, a_rows, b)
         return
-    _add_on_whole_vectors(split_panel_product_add, out_rows, a_rows, b)
+    _add_on_whole_vectors(split_panel_product_add, a_rows, (out_rows, b))
 
 
 def accumulate_input_grads(d_pre, x, weight_ih, grad_weight_ih, dx, split=False,
