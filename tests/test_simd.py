@@ -317,6 +317,34 @@ def test_weight_panels_pad_rows_that_would_collide_in_cache():
     np.testing.assert_array_equal(weight_panel(odd, transpose=True), odd.T)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_transpose_into_moves_every_element_of_a_block(dtype):
+    """Whole register tiles, the right and bottom strips, and both corners, at offsets
+    into larger arrays (nothing outside the block is written)."""
+    from fastrnn.kernels.cpu._transpose import transpose_into
+    rng = np.random.default_rng(5)
+    lanes = _lanes(dtype)
+    for rows, cols in [(lanes, lanes), (3 * lanes, 2 * lanes), (2 * lanes + 3, lanes + 5),
+                       (lanes - 1, 3 * lanes), (5, 3), (1, 1), (0, 4), (4, 0)]:
+        source = rng.standard_normal((rows + 3, cols + 5)).astype(dtype)
+        target = np.full((cols + 2, rows + 9), 7.0, dtype)
+        transpose_into(source, 1 * (cols + 5) + 2, cols + 5, rows, cols, target,
+                       1 * (rows + 9) + 4, rows + 9)
+        expected = np.full_like(target, 7.0)
+        expected[1:1 + cols, 4:4 + rows] = source[1:1 + rows, 2:2 + cols].T
+        np.testing.assert_array_equal(target, expected)
+
+
+def test_weight_panels_of_views_and_empty_matrices():
+    from fastrnn.kernels.cpu._common import weight_panel
+    rng = np.random.default_rng(6)
+    w = rng.standard_normal((64, 40)).astype(np.float32)
+    view = w[::2, 3:]                                          # not contiguous
+    np.testing.assert_array_equal(weight_panel(view, transpose=True), view.T)
+    empty = weight_panel(w[:0], transpose=True)                # GRU's reset-after whn
+    assert empty.shape[0] == 40 and (empty == 0).all()
+
+
 @pytest.mark.parametrize("kind, hidden, dtype, options", [
     ("RNN", 256, np.float64, {}),                     # W_hh.T rows of 2 KiB: padded
     ("LSTM", 64, np.float64, {}),                     # 4H = 256 float64: padded

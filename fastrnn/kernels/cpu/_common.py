@@ -18,6 +18,7 @@ from ...cells.guard import guard_row
 from ._blas import gemm
 from ._gemm import split_outer_product_add, split_panel_product_add, split_project
 from ._simd import FUSED_OUTER_BYTES, OUTER_PASS, VECTOR_BYTES, padded_columns, panel_product
+from ._transpose import transpose_into
 from ._jit import inline_jit, row_jit, scan_jit
 
 _thread_scratch = threading.local()
@@ -444,23 +445,15 @@ def step_slots(s, steps, reverse, keep):
     return t, t, t + 1
 
 
-@scan_jit
-def _transpose_tiled(source, target):
-    rows, cols = source.shape
-    for r0 in range(0, rows, 32):
-        r1 = min(r0 + 32, rows)
-        for c0 in range(0, cols, 32):
-            c1 = min(c0 + 32, cols)
-            for col in range(c0, c1):
-                for row in range(r0, r1):
-                    target[col, row] = source[row, col]
-
-
-def transposed(matrix):
-    """A C-contiguous copy of ``matrix.T`` (32x32 tiles: 2x NumPy's copy for weights)."""
-    target = np.empty(matrix.shape[::-1], matrix.dtype)
-    _transpose_tiled(matrix, target)
-    return target
+def _transposed_panel(matrix, width):
+    """``matrix.T`` in the first columns of a (cols, width) array, zeros after them."""
+    matrix = np.ascontiguousarray(matrix)
+    rows, cols = matrix.shape
+    panel = np.empty((cols, width), matrix.dtype)
+    if width > rows:
+        panel[:, rows:] = 0
+    transpose_into(matrix, 0, cols, rows, cols, panel, 0, width)
+    return panel
 
 
 def weight_panel(matrix, transpose=False):
@@ -469,13 +462,12 @@ def weight_panel(matrix, transpose=False):
     product's reads collide in cache; ``matrix`` itself when it is already so."""
     rows, cols = matrix.shape[::-1] if transpose else matrix.shape
     width = padded_columns(cols, matrix.dtype.itemsize)
-    if width == cols:
-        return transposed(matrix) if transpose else np.ascontiguousarray(matrix)
-    panel = np.zeros((rows, width), matrix.dtype)
     if transpose:
-        _transpose_tiled(matrix, panel[:, :cols])
-    else:
-        panel[:, :cols] = matrix
+        return _transposed_panel(matrix, width)
+    if width == cols:
+        return np.ascontiguousarray(matrix)
+    panel = np.zeros((rows, width), matrix.dtype)
+    panel[:, :cols] = matrix
     return panel
 
 

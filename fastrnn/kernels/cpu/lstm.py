@@ -261,7 +261,7 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     mode = _scan_mode(spec, batch, dtype)
     if mode == "units":
         with single_blas_thread():
-            wih = weights["weight_ih"]
+            wih = np.ascontiguousarray(weights["weight_ih"])   # the packing reads rows
             x_in_scan, wih_in_scan = np.empty((steps, batch, 0), dtype), wih[:, :0]
             if is_tokens(x):
                 xtable, xindex = token_table(wih, bias), x.reshape(steps, batch)
@@ -272,7 +272,8 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
                 xproj = input_projection(x, wih, bias, split_project)
                 xtable, xindex = xproj.reshape(steps * batch, -1), row_index(steps, batch)
             lstm_threaded.forward_scan(xtable, xindex, x_in_scan, wih_in_scan,
-                                       weights["weight_hh"], peep, lengths, reverse, keep_tape,
+                                       np.ascontiguousarray(weights["weight_hh"]), peep,
+                                       lengths, reverse, keep_tape,
                                        spec.coupled, y, col0, hs, cs, gates, unit_chunk(hidden))
         m_tape = None
     else:

@@ -25,6 +25,7 @@ from ...cells.lstm import lstm_backward_point, lstm_forward_point
 from ._common import guarded_output_grad, step_slots
 from ._gemm import batch_block
 from ._simd import padded_columns, panel_product, panel_product_add
+from ._transpose import transpose_into
 from ._jit import inline_jit, par_jit, point_jit, row_jit
 
 _forward_point = point_jit(lstm_forward_point)
@@ -158,16 +159,13 @@ def _backward_units(dh, dy, dc_next, g_i, g_f, g_g, g_o, c_before, c_after, w_i,
 @row_jit
 def _pack_panel(weight, hidden, j0, chunk, n_gates, panel):
     """``panel[k, gate * chunk + u] = weight[gate * H + j0 + u, k]``: the block's rows of
-    ``W_hh`` or ``W_ih`` (G, K) transposed into the (K, gates * chunk) panel its
-    products read (units past the last one stay zero)."""
+    ``W_hh`` or ``W_ih`` (G, K), C-contiguous, transposed into the (K, gates * chunk)
+    panel its products read (units past the last one stay zero)."""
     depth = weight.shape[1]
     units = min(hidden, j0 + chunk) - j0
     for gate in range(n_gates):
-        for u0 in range(0, units, 32):  # 32 x 32 tiles: both sides stay in cache
-            for k0 in range(0, depth, 32):
-                for k in range(k0, min(k0 + 32, depth)):
-                    for u in range(u0, min(u0 + 32, units)):
-                        panel[k, gate * chunk + u] = weight[gate * hidden + j0 + u, k]
+        transpose_into(weight, (gate * hidden + j0) * depth, depth, units, depth, panel,
+                       gate * chunk, panel.shape[1])
 
 
 @par_jit
