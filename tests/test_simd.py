@@ -304,19 +304,6 @@ def test_split_panel_product_add_gives_the_bits_of_one_call(dtype):
     np.testing.assert_array_equal(split, whole)
 
 
-def test_weight_panels_pad_rows_that_would_collide_in_cache():
-    from fastrnn.kernels.cpu._common import weight_panel
-    rng = np.random.default_rng(2)
-    w = rng.standard_normal((512, 96)).astype(np.float32)   # w.T rows: 512 floats, 2 KiB
-    panel = weight_panel(w, transpose=True)
-    assert panel.shape == (96, 512 + 16) and panel.flags.c_contiguous
-    np.testing.assert_array_equal(panel[:, :512], w.T)
-    assert (panel[:, 512:] == 0).all()
-    odd = rng.standard_normal((96, 100))                      # 800-byte rows: used as they are
-    assert weight_panel(odd) is odd
-    np.testing.assert_array_equal(weight_panel(odd, transpose=True), odd.T)
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_transpose_into_moves_every_element_of_a_block(dtype):
     """Whole register tiles, the right and bottom strips, and both corners, at offsets
@@ -335,14 +322,81 @@ def test_transpose_into_moves_every_element_of_a_block(dtype):
         np.testing.assert_array_equal(target, expected)
 
 
+def _unpacked(strips, depth, cols):
+    """The dense (K, cols) panel held in ``strips``, and its padding columns."""
+    width = strips.shape[1]
+    dense = strips.reshape(-1, depth, width).transpose(1, 0, 2).reshape(depth, -1)
+    return dense[:, :cols], dense[:, cols:]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_weight_panels_hold_the_matrix_in_strips(dtype):
+    from fastrnn.kernels.cpu._common import weight_panel
+    rng = np.random.default_rng(2)
+    width = 2 * _lanes(dtype)
+    for rows, cols in [(96, 512), (7, 2 * width), (33, width + 5), (5, 3), (1, 1)]:
+        w = rng.standard_normal((rows, cols)).astype(dtype)
+        for matrix, transpose in ((w, False), (w.T.copy(), True)):
+            strips = weight_panel(matrix, transpose=transpose)
+            assert strips.shape == (-(-cols // width) * rows, width)
+            dense, padding = _unpacked(strips, rows, cols)
+            np.testing.assert_array_equal(dense, w)
+            assert (padding == 0).all()
+
+
 def test_weight_panels_of_views_and_empty_matrices():
     from fastrnn.kernels.cpu._common import weight_panel
     rng = np.random.default_rng(6)
     w = rng.standard_normal((64, 40)).astype(np.float32)
     view = w[::2, 3:]                                          # not contiguous
-    np.testing.assert_array_equal(weight_panel(view, transpose=True), view.T)
+    np.testing.assert_array_equal(_unpacked(weight_panel(view, transpose=True), 37, 32)[0],
+                                  view.T)
     empty = weight_panel(w[:0], transpose=True)                # GRU's reset-after whn
-    assert empty.shape[0] == 40 and (empty == 0).all()
+    assert empty.shape == (0, 2 * _lanes(np.float32))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pack_rows_gathers_a_unit_block_of_every_gate(dtype):
+    """The threaded LSTM's per-block panels: gate blocks of ``chunk`` columns that
+    straddle strips, and a last block with fewer units than ``chunk`` (zeros)."""
+    from fastrnn.kernels.cpu._strips import pack_rows
+    rng = np.random.default_rng(7)
+    width = 2 * _lanes(dtype)
+    hidden, depth, chunk = 52, 20, 28
+    w = rng.standard_normal((4 * hidden, depth)).astype(dtype)
+    for j0 in (0, 28):
+        cols = 4 * chunk
+        strips = np.full((-(-cols // width) * depth, width), np.nan, dtype)
+        pack_rows(w, hidden, j0, chunk, 4, strips)
+        units = min(hidden, j0 + chunk) - j0
+        expected = np.zeros((depth, cols), dtype)
+        for gate in range(4):
+            rows = w[gate * hidden + j0:gate * hidden + j0 + units]
+            expected[:, gate * chunk:gate * chunk + units] = rows.T
+        dense, padding = _unpacked(strips, depth, cols)
+        np.testing.assert_array_equal(dense, expected)
+        assert (padding == 0).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows", [1, 3, 8, 13])
+def test_strip_products_equal_panel_products_bit_for_bit(rows, dtype):
+    """Whole strips, a last strip of one vector and single columns, or single columns
+    only, sums in passes (K > K_BLOCK) and none (K = 0), written at an offset."""
+    from fastrnn.kernels.cpu._strips import packed_panel, strip_product, strip_product_add
+    rng = np.random.default_rng(rows)
+    lanes = _lanes(dtype)
+    for cols in sorted({1, lanes - 1, lanes + 3, 2 * lanes, 4 * lanes + 1, 5 * lanes + 2}):
+        for depth in (0, 5, 64, K_BLOCK + 37):
+            a, w = _operands(rng, rows, depth, cols, dtype)
+            strips = packed_panel(w)
+            start = rng.standard_normal((rows, cols + 6)).astype(dtype)
+            for strip_fn, panel_fn in ((strip_product, panel_product),
+                                       (strip_product_add, panel_product_add)):
+                got, expected = start.copy(), start.copy()
+                strip_fn(a, strips, cols, got, 4)
+                panel_fn(a, w, 0, cols, expected, 4)
+                np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.parametrize("kind, hidden, dtype, options", [

@@ -17,8 +17,8 @@ from ... import _memory
 from ...cells.guard import guard_row
 from ._blas import gemm
 from ._gemm import split_outer_product_add, split_panel_product_add, split_project
-from ._simd import FUSED_OUTER_BYTES, OUTER_PASS, VECTOR_BYTES, padded_columns, panel_product
-from ._transpose import transpose_into
+from ._simd import FUSED_OUTER_BYTES, OUTER_PASS, VECTOR_BYTES
+from ._strips import packed_panel, strip_product
 from ._jit import inline_jit, row_jit, scan_jit
 
 _thread_scratch = threading.local()
@@ -445,38 +445,18 @@ def step_slots(s, steps, reverse, keep):
     return t, t, t + 1
 
 
-def _transposed_panel(matrix, width):
-    """``matrix.T`` in the first columns of a (cols, width) array, zeros after them."""
-    matrix = np.ascontiguousarray(matrix)
-    rows, cols = matrix.shape
-    panel = np.empty((cols, width), matrix.dtype)
-    if width > rows:
-        panel[:, rows:] = 0
-    transpose_into(matrix, 0, cols, rows, cols, panel, 0, width)
-    return panel
-
-
 def weight_panel(matrix, transpose=False):
-    """``matrix`` (or ``matrix.T``) as the (K, N) panel of a recurrent product: C-contiguous,
-    its rows padded (:func:`~._simd.padded_columns`) when their length would make the
-    product's reads collide in cache; ``matrix`` itself when it is already so."""
-    rows, cols = matrix.shape[::-1] if transpose else matrix.shape
-    width = padded_columns(cols, matrix.dtype.itemsize)
-    if transpose:
-        return _transposed_panel(matrix, width)
-    if width == cols:
-        return np.ascontiguousarray(matrix)
-    panel = np.zeros((rows, width), matrix.dtype)
-    panel[:, :cols] = matrix
-    return panel
+    """``matrix`` (K, N), or ``matrix.T`` for a (N, K) ``matrix``, as the panel of a
+    recurrent product: packed in strips (:func:`~._strips.packed_panel`)."""
+    return packed_panel(matrix, transpose)
 
 
 @inline_jit
 def recurrent_product(h, panel, product):
-    """``product = h @ panel[:, :N]`` for a (B, K) state, a (K, >= N) panel of weights
+    """``product = h @ W`` for a (B, K) state, a (K, >= N) panel of weights ``W``
     (:func:`weight_panel`) and a (B, N) ``product``.
 
-    :func:`~._simd.panel_product`, written into ``product`` in place: the
+    :func:`~._strips.strip_product`, written into ``product`` in place: the
     weights' (K, N) orientation is ``W_hh.T`` for a forward step and ``W_hh``
     itself for a backward one. Against OpenBLAS (``W @ h.T`` and a transpose,
     its fastest orientation at these shapes), one core, float32: 1.2-1.7x as
@@ -484,7 +464,7 @@ def recurrent_product(h, panel, product):
     fits the core's L2 cache, and equal beyond it (64 x 512 by 512 x 2048);
     float64 1.1-2x.
     """
-    panel_product(h, panel, 0, product.shape[1], product, 0)
+    strip_product(h, panel, product.shape[1], product, 0)
 
 
 @row_jit

@@ -29,7 +29,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._jit import inline_jit, row_jit
+from ._jit import row_jit
 
 #: Bytes per vector register the tiles are written for.
 VECTOR_BYTES = 64 if "+avx512f" in llvm_binding.get_host_cpu_features().flatten() else 32
@@ -185,20 +185,6 @@ def _single_columns(a, k0, depth, w, w0, out, c0, accumulate):
 #: and within 3% at every shape whose K is at most 1024 (passes of 128 or 256
 #: were slower).
 K_BLOCK = 512
-
-
-@inline_jit
-def padded_columns(cols, itemsize):
-    """Row length to store a panel of ``cols`` columns with: rows a multiple of 2 KiB
-    long are padded by 64 bytes. A tile reads one row of the panel per term of its
-    sums; rows 2 or 4 KiB apart map to the same few sets of the L1 cache and evict
-    each other (one core, float32, medians of 7 interleaved runs, GFLOP/s,
-    unpadded against padded: 32 x 256 by 256 x 1024 198 against 260, 64 x 512 by
-    512 x 2048 172 against 251, 64 x 1536 by 1536 x 512 218 against 241).
-    """
-    if (cols * itemsize) % 2048 == 0:
-        return cols + 64 // itemsize
-    return cols
 
 
 @row_jit

@@ -20,7 +20,7 @@ from ._common import (accumulate_input_grads, accumulate_outer, add_into, bias_g
                       row_index, run_scan, scratch, split_kernel, state_buffer, step_slots,
                       tape_length, token_table, weight_panel, zero_index)
 from ._gemm import SPLIT, batch_block, split_project
-from ._simd import panel_product_add
+from ._strips import strip_product_add
 from ._jit import inline_jit, par_jit, point_jit, row_jit, scan_jit
 from ._threads import (batch_blocks, blas_threads_for, note_scan_pool, single_blas_thread,
                        unit_chunk, use_parallel_scan)
@@ -87,7 +87,8 @@ def _backward_row(dm, dc_next, gates, c_before, c_after, p_i, p_f, p_o, coupled,
 def _forward_rows(xproj, x, wih_t, bias, whh_t, whr_t, peep, lengths, reverse, keep, coupled, y,
                   col0, hs, cs, gates, m_tape, b0, b1):
     """Forward scan of the sequences ``b0:b1`` (each one independent of the others);
-    ``whh_t`` and ``whr_t`` are ``W_hh.T`` and ``W_hr.T`` panels (:func:`weight_panel`).
+    ``wih_t``, ``whh_t`` and ``whr_t`` are ``W_ih.T``, ``W_hh.T`` and ``W_hr.T`` panels
+    (:func:`weight_panel`).
 
     The sums of a step's pre-activations start from its input ones, ``xproj``
     (T, B, G), or, when ``x`` (T, B, I) has features, ``bias`` plus the terms of
@@ -117,10 +118,10 @@ def _forward_rows(xproj, x, wih_t, bias, whh_t, whr_t, peep, lengths, reverse, k
         if in_scan:
             for i in range(rows):
                 rec[i] = bias
-            panel_product_add(x[t, b0:b1], wih_t, 0, width, rec, 0)
+            strip_product_add(x[t, b0:b1], wih_t, width, rec, 0)
         else:
             rec[:] = xproj[t, b0:b1]
-        panel_product_add(h_prev, whh_t, 0, width, rec, 0)
+        strip_product_add(h_prev, whh_t, width, rec, 0)
         for i in range(rows):
             if t >= lengths[b0 + i]:
                 c_next[i] = c_prev[i]

@@ -2,16 +2,16 @@
 
 Each thread owns a block of hidden units ``j0:j1`` for the whole scan. Per step
 it computes the pre-activations of its units for every gate (the input
-projection's, plus :func:`~._simd.panel_product_add` over a panel of its own:
-the rows ``gate * H + j0 : gate * H + j1`` of ``W_hh`` transposed once per
-scan) and runs the pointwise math, writing its columns of the
+projection's, plus :func:`~._strips.strip_product_add` over a panel of its own:
+the rows ``gate * H + j0 : gate * H + j1`` of ``W_hh`` transposed and packed
+once per scan) and runs the pointwise math, writing its columns of the
 states, the gates and the output: no transpose, no second pass,
 and its rows of ``W_hh`` stay in its core's cache. The backward step has two
 parallel phases: the pointwise backward of each block of sequences (whole
 rows of ``d_pre`` per thread), then each unit block's
-columns of ``dh_{t-1} = d_pre W_hh`` (its columns of ``W_hh`` copied into a
-contiguous panel once per scan: 1.5 against 2.0 ms for the d2l backward scan
-read in place).
+columns of ``dh_{t-1} = d_pre W_hh`` (its columns of ``W_hh`` packed into a
+panel once per scan: 1.5 against 2.0 ms for the d2l backward scan read in
+place).
 
 Same arithmetic per element as :mod:`.lstm`: the same pointwise functions,
 the same sums in the same order. Projection
@@ -24,8 +24,8 @@ from numba import prange
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
 from ._common import guarded_output_grad, step_slots
 from ._gemm import batch_block
-from ._simd import padded_columns, panel_product, panel_product_add
-from ._transpose import transpose_into
+from ._strips import (pack_columns, pack_rows, strip_columns, strip_product,
+                      strip_product_add)
 from ._jit import inline_jit, par_jit, point_jit, row_jit
 
 _forward_point = point_jit(lstm_forward_point)
@@ -156,18 +156,6 @@ def _backward_units(dh, dy, dc_next, g_i, g_f, g_g, g_o, c_before, c_after, w_i,
         dc_prev[j] = dc_p
 
 
-@row_jit
-def _pack_panel(weight, hidden, j0, chunk, n_gates, panel):
-    """``panel[k, gate * chunk + u] = weight[gate * H + j0 + u, k]``: the block's rows of
-    ``W_hh`` or ``W_ih`` (G, K), C-contiguous, transposed into the (K, gates * chunk)
-    panel its products read (units past the last one stay zero)."""
-    depth = weight.shape[1]
-    units = min(hidden, j0 + chunk) - j0
-    for gate in range(n_gates):
-        transpose_into(weight, (gate * hidden + j0) * depth, depth, units, depth, panel,
-                       gate * chunk, panel.shape[1])
-
-
 @par_jit
 def forward_scan(xtable, xindex, x, wih, whh, peep, lengths, reverse, keep, coupled, y, col0, hs,
                  cs, gates, chunk):
@@ -192,14 +180,15 @@ def forward_scan(xtable, xindex, x, wih, whh, peep, lengths, reverse, keep, coup
     n_chunks = (hidden + chunk - 1) // chunk
     one = np.ones(1, xtable.dtype)[0]
     pre = np.zeros((n_chunks, batch, n_gates * chunk), xtable.dtype)
-    width = padded_columns(n_gates * chunk, xtable.itemsize)
-    panels = np.zeros((n_chunks, hidden, width), xtable.dtype)
+    width = strip_columns(xtable.itemsize)
+    strips = (n_gates * chunk + width - 1) // width
+    panels = np.empty((n_chunks, strips * hidden, width), xtable.dtype)
     inputs = x.shape[2]
-    input_panels = np.zeros((n_chunks, inputs, width), xtable.dtype)
+    input_panels = np.empty((n_chunks, strips * inputs, width), xtable.dtype)
     for block in prange(n_chunks):
-        _pack_panel(whh, hidden, block * chunk, chunk, n_gates, panels[block])
+        pack_rows(whh, hidden, block * chunk, chunk, n_gates, panels[block])
         if inputs > 0:
-            _pack_panel(wih, hidden, block * chunk, chunk, n_gates, input_panels[block])
+            pack_rows(wih, hidden, block * chunk, chunk, n_gates, input_panels[block])
     for s in range(steps):
         t, before, after = step_slots(s, steps, reverse, keep)
         k = t if keep else 0
@@ -210,8 +199,8 @@ def forward_scan(xtable, xindex, x, wih, whh, peep, lengths, reverse, keep, coup
             block_pre = pre[block]
             _gather_block(xtable, xindex[t], hidden, j0, n, chunk, n_gates, block_pre)
             if inputs > 0:
-                panel_product_add(x[t], input_panels[block], 0, n_gates * chunk, block_pre, 0)
-            panel_product_add(h_prev, panels[block], 0, n_gates * chunk, block_pre, 0)
+                strip_product_add(x[t], input_panels[block], n_gates * chunk, block_pre, 0)
+            strip_product_add(h_prev, panels[block], n_gates * chunk, block_pre, 0)
             # (offset in block_pre, offset in gates) of gates i, f, g, o
             offsets = (0, first * chunk, (first + 1) * chunk, (first + 2) * chunk, j0,
                        first * hidden + j0, (first + 1) * hidden + j0, (first + 2) * hidden + j0)
@@ -231,12 +220,11 @@ def backward_scan(dy, col0, dh_n, dc_n, whh, lengths, reverse, coupled, peep, cs
     hidden = dc_n.shape[1]
     first = 0 if coupled else 1
     n_chunks = (hidden + chunk - 1) // chunk
-    panels = np.empty((n_chunks, width, padded_columns(chunk, d_pre.itemsize)), d_pre.dtype)
+    strip = strip_columns(d_pre.itemsize)
+    panels = np.empty((n_chunks, (chunk + strip - 1) // strip * width, strip), d_pre.dtype)
     for block in prange(n_chunks):
         j0 = block * chunk
-        units = min(hidden, j0 + chunk) - j0
-        for g in range(width):
-            panels[block, g, :units] = whh[g, j0:j0 + units]
+        pack_columns(whh, j0, min(hidden, j0 + chunk) - j0, panels[block])
     one = np.ones(1, d_pre.dtype)[0]
     dh = dh_n.copy()
     dh_rec = np.empty_like(dh)
@@ -259,7 +247,7 @@ def backward_scan(dy, col0, dh_n, dc_n, whh, lengths, reverse, coupled, peep, cs
         for block in prange(n_chunks):
             j0 = block * chunk
             j1 = min(hidden, j0 + chunk)
-            panel_product(d_pre[t], panels[block], 0, j1 - j0, dh_rec, j0)
+            strip_product(d_pre[t], panels[block], j1 - j0, dh_rec, j0)
             if t >= shortest:  # finished sequences keep the gradient they carry
                 for b in range(batch):
                     if t < lengths[b]:

@@ -1,0 +1,140 @@
+"""Weight panels packed in strips, and the recurrent product that reads them.
+
+A scan multiplies its states by the same (K, N) weight panel at every step. The
+register tiles of :mod:`._simd` read it two vectors of columns at a time, all K
+rows of them. Stored row by row, those are 128-byte pieces one row apart (a
+page boundary crossed every other row or so, which the hardware prefetchers do
+not follow); packed here, each tile's columns are one contiguous strip of
+``K x 2 vectors``, read front to back. One core, float32, GFLOP/s, rows
+(padded by 64 bytes where 2 KiB long, the previous layout) against strips: 32 x 384 by 384 x 1024
+102-105 against 108-109, 32 x 284 by 284 x 512 106-108 against 111-112,
+64 x 512 by 512 x 2048 86-99 against 106-108; two threads 201-208 against
+210-213 at 128 x 512 by 512 x 2048.
+
+The layout, for ``S`` columns a strip (:func:`strip_columns`): column ``c`` of
+the panel, row ``k``, is element ``[(c // S) * K + k, c % S]`` of a
+``(ceil(N / S) * K, S)`` array; the last strip's columns past N are zeros.
+Every sum runs over k in order, one fused multiply-add a term, exactly as
+:func:`~._simd.panel_product`, so the result bits are the same.
+"""
+
+import numpy as np
+
+from ._jit import inline_jit, row_jit
+from ._simd import K_BLOCK, VECTOR_BYTES, _column, _double_columns, _single_columns
+from ._transpose import transpose_into
+
+
+@inline_jit
+def strip_columns(itemsize):
+    """Columns of one strip: the two vectors of a register tile."""
+    return 2 * VECTOR_BYTES // itemsize
+
+
+@row_jit
+def _strip_product(a, strips, cols, out, c0, accumulate):
+    width = strips.shape[1]
+    lanes = width // 2
+    rows, depth = a.shape
+    ldo = out.shape[1]
+    whole = cols - cols % width
+    for k0 in range(0, max(depth, 1), K_BLOCK):
+        span = min(K_BLOCK, depth - k0)
+        add = accumulate or k0 > 0
+        for c in range(0, whole, width):
+            _double_columns(a, k0, span, strips, c * depth, out, c0 + c, add)
+        base = whole * depth  # the last strip, when it is partial
+        c = whole
+        if c + lanes <= cols:
+            _single_columns(a, k0, span, strips, base, out, c0 + c, add)
+            c += lanes
+        for i in range(rows):
+            for col in range(c, cols):
+                _column(a, i * depth + k0, depth, strips, base + k0 * width + col - whole, width,
+                        span, out, i * ldo + c0 + col, ldo, add)
+
+
+@row_jit
+def strip_product(a, strips, cols, out, c0):
+    """``out[i, c0 + c] = sum_k a[i, k] * W[k, c]`` for every row i of ``a`` and
+    ``c < cols``, ``W`` the (K, >= cols) panel packed in ``strips``.
+
+    Parameters
+    ----------
+    a : ndarray, shape (M, K), C-contiguous
+    strips : ndarray, shape (ceil(N / S) * K, S), C-contiguous, same dtype
+        From :func:`pack_rows` or :func:`pack_columns`.
+    cols : int
+    out : ndarray, shape (M, >= c0 + cols), C-contiguous
+        Overwritten in those columns.
+    c0 : int
+    """
+    _strip_product(a, strips, cols, out, c0, False)
+
+
+@row_jit
+def strip_product_add(a, strips, cols, out, c0):
+    """:func:`strip_product`, its sums starting from what ``out`` holds."""
+    _strip_product(a, strips, cols, out, c0, True)
+
+
+@row_jit
+def _zero_columns(strips, base, depth, q0, q1):
+    for k in range(depth):
+        strips[base // strips.shape[1] + k, q0:q1] = 0
+
+
+@row_jit
+def pack_rows(weight, hidden, j0, chunk, n_gates, strips):
+    """Pack the (K, gates * chunk) panel whose column ``gate * chunk + u`` is row
+    ``gate * hidden + j0 + u`` of ``weight`` (G, K), C-contiguous: a block of
+    units' rows of every gate, transposed (all of ``W.T`` for ``hidden = chunk =
+    G``, ``j0 = 0`` and one gate). Columns of units past ``hidden`` are zeros.
+    """
+    depth = weight.shape[1]
+    width = strips.shape[1]
+    units = min(hidden, j0 + chunk) - j0
+    cols = n_gates * chunk
+    for s in range((cols + width - 1) // width):
+        base = s * depth * width
+        q = 0
+        while q < width:
+            c = s * width + q
+            gate, u = c // chunk, c % chunk
+            if c >= cols:
+                run = width - q
+                _zero_columns(strips, base, depth, q, width)
+            elif u >= units:
+                run = min(width - q, chunk - u)
+                _zero_columns(strips, base, depth, q, q + run)
+            else:
+                run = min(width - q, units - u)
+                transpose_into(weight, (gate * hidden + j0 + u) * depth, depth, run, depth,
+                               strips, base + q, width)
+            q += run
+
+
+@row_jit
+def pack_columns(matrix, c0, cols, strips):
+    """Pack the (K, cols) panel ``matrix[:, c0:c0 + cols]`` (``matrix`` (K, N))."""
+    depth = matrix.shape[0]
+    width = strips.shape[1]
+    for s in range((cols + width - 1) // width):
+        n = min(width, cols - s * width)
+        for k in range(depth):
+            row = strips[s * depth + k]
+            row[:n] = matrix[k, c0 + s * width:c0 + s * width + n]
+            row[n:] = 0
+
+
+def packed_panel(matrix, transpose=False):
+    """``matrix`` (K, N), or ``matrix.T`` for a (N, K) ``matrix``, packed in strips."""
+    matrix = np.ascontiguousarray(matrix)
+    depth, cols = matrix.shape[::-1] if transpose else matrix.shape
+    width = 2 * VECTOR_BYTES // matrix.dtype.itemsize   # strip_columns
+    strips = np.empty((-(-cols // width) * depth, width), matrix.dtype)
+    if transpose:
+        pack_rows(matrix, cols, 0, cols, 1, strips)
+    else:
+        pack_columns(matrix, 0, cols, strips)
+    return strips
