@@ -399,6 +399,15 @@ def test_strip_products_equal_panel_products_bit_for_bit(rows, dtype):
                 np.testing.assert_array_equal(got, expected)
 
 
+def test_join_rows_writes_one_input_and_state_after_the_leading_one():
+    from fastrnn.kernels.cpu._common import join_rows
+    rng = np.random.default_rng(8)
+    x_t, h = rng.standard_normal((3, 5)), rng.standard_normal((3, 7))
+    joined = np.ones((3, 13))
+    join_rows(x_t, h, joined)
+    np.testing.assert_array_equal(joined, np.hstack([np.ones((3, 1)), x_t, h]))
+
+
 @pytest.mark.parametrize("kind, hidden, dtype, options", [
     ("RNN", 256, np.float64, {}),                     # W_hh.T rows of 2 KiB: padded
     ("LSTM", 64, np.float64, {}),                     # 4H = 256 float64: padded

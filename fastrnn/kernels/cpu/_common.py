@@ -101,6 +101,30 @@ def zero_index(steps, batch):
     return index
 
 
+@row_jit
+def join_rows(x_t, h, joined):
+    """``joined[b] = [1, x_t[b], h[b]]`` for every row; its first column already holds 1.
+
+    The rows an LSTM step multiplies by ``[bias; W_ih.T; W_hh.T]`` in one product.
+    Unsigned offsets: no negative-index wraparound per element, so the copies are
+    vectorised.
+    """
+    inputs, out = np.uint64(x_t.shape[1]), np.uint64(h.shape[1])
+    one = np.uint64(1)
+    for b in range(joined.shape[0]):
+        for q in range(inputs):
+            joined[b, one + q] = x_t[b, q]
+        for q in range(out):
+            joined[b, one + inputs + q] = h[b, q]
+
+
+def joined_weights(weight_ih, weight_hh, bias):
+    """``[bias, W_ih, W_hh]`` (G, 1 + I + H): the weights of :func:`join_rows`' rows
+    (zeros for no bias)."""
+    bias = np.zeros(weight_ih.shape[0], weight_ih.dtype) if bias is None else bias
+    return np.concatenate([bias[:, None], weight_ih, weight_hh], axis=1)
+
+
 @scan_jit
 def _gather_rows(ids, table, out):
     for r in range(ids.shape[0]):

@@ -1,8 +1,11 @@
 """CPU scans for the LSTM (peephole, coupled and projection variants included).
 
-Per step the scan runs one GEMM ``h_{t-1} @ W_hh^T`` (and ``m_t @ W_hr^T`` with
-a projection) and the fused pointwise math of :mod:`fastrnn.cells.lstm`. The
-input projection and every weight gradient are single GEMMs outside the loop.
+Per step the scan runs one register-tiled product (:mod:`._strips`): ``h_{t-1}
+@ W_hh^T`` added to the step's rows of an input projection computed before the
+loop, or, for a dense input whose ``W_ih`` is small, ``[1, x_t, h_{t-1}] @
+[bias; W_ih^T; W_hh^T]`` (and ``m_t @ W_hr^T`` with a projection), then the
+fused pointwise math of :mod:`fastrnn.cells.lstm`. The weight gradients are
+summed after the loop.
 
 States live in time-aligned buffers (:func:`~._common.state_buffer`): each step
 reads one slot and writes another, never updating an array in place, which is
@@ -16,11 +19,11 @@ from ... import _memory, config
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
 from ._common import (accumulate_input_grads, accumulate_outer, add_into, bias_gradient,
                       entering_states, error_guard, final_slot, guard_step_error,
-                      input_projection, is_tokens, recurrent_product,
-                      row_index, run_scan, scratch, split_kernel, state_buffer, step_slots,
+                      input_projection, is_tokens, join_rows, joined_weights,
+                      recurrent_product, row_index, run_scan, scratch, split_kernel, state_buffer, step_slots,
                       tape_length, token_table, weight_panel, zero_index)
 from ._gemm import SPLIT, batch_block, split_project
-from ._strips import strip_product_add
+from ._strips import strip_product, strip_product_add
 from ._jit import inline_jit, par_jit, point_jit, row_jit, scan_jit
 from ._threads import (batch_blocks, blas_threads_for, note_scan_pool, single_blas_thread,
                        unit_chunk, use_parallel_scan)
@@ -84,22 +87,24 @@ def _backward_row(dm, dc_next, gates, c_before, c_after, p_i, p_f, p_o, coupled,
 
 
 @scan_jit
-def _forward_rows(xproj, x, wih_t, bias, whh_t, whr_t, peep, lengths, reverse, keep, coupled, y,
-                  col0, hs, cs, gates, m_tape, b0, b1):
-    """Forward scan of the sequences ``b0:b1`` (each one independent of the others);
-    ``wih_t``, ``whh_t`` and ``whr_t`` are ``W_ih.T``, ``W_hh.T`` and ``W_hr.T`` panels
-    (:func:`weight_panel`).
+def _forward_rows(xproj, x, panel, whr_t, peep, lengths, reverse, keep, coupled, y, col0, hs, cs,
+                  gates, m_tape, b0, b1):
+    """Forward scan of the sequences ``b0:b1`` (each one independent of the others).
 
     The sums of a step's pre-activations start from its input ones, ``xproj``
-    (T, B, G), or, when ``x`` (T, B, I) has features, ``bias`` plus the terms of
-    ``x[t] @ wih_t``, computed in the step (``xproj`` then has no columns; no
-    (T, B, G) projection is written and read back), then add the terms of
-    ``h_{t-1} @ whh_t``: the order of :func:`.lstm_threaded.forward_scan`, so
-    every mode gives the same bits and one-hot input equals token ids bit for
-    bit. See :func:`forward`.
+    (T, B, G), and add the terms of ``h_{t-1} @ W_hh.T``, ``panel`` holding
+    ``W_hh.T``; or, when ``x`` (T, B, I) has features, they are one product
+    of the row ``[1, x_t, h_{t-1}]`` and ``panel``, which then holds ``[bias;
+    W_ih.T; W_hh.T]`` (:func:`~._common.joined_weights`): the bias first (``0 + 1 * bias``
+    is exact), then the input's terms and the state's, all in one sweep over
+    the panel (no (T, B, G) projection written and read back, nor the bias
+    copied into every row). Both are the order of
+    :func:`.lstm_threaded.forward_scan`, so every mode gives the same bits
+    and one-hot input equals token ids bit for bit. ``whr_t`` is ``W_hr.T``
+    (:func:`weight_panel`). See :func:`forward`.
     """
     steps = xproj.shape[0]
-    in_scan = x.shape[2] > 0
+    inputs = x.shape[2]
     hidden = cs.shape[2]
     out = hs.shape[2]
     rows = b1 - b0
@@ -110,18 +115,18 @@ def _forward_rows(xproj, x, wih_t, bias, whh_t, whr_t, peep, lengths, reverse, k
     rec = np.empty((rows, width), xproj.dtype)
     m = np.zeros((rows, hidden), xproj.dtype)
     gate_sink = np.empty(width, xproj.dtype)   # inference: each row's gates, then dropped
+    joined = np.ones((rows, 1 + inputs + out if inputs > 0 else 0), xproj.dtype)  # [1, x_t, h]
     for s in range(steps):
         t, before, after = step_slots(s, steps, reverse, keep)
         k = t if keep else 0
         h_prev, c_prev = hs[before, b0:b1], cs[before, b0:b1]
         h_next, c_next = hs[after, b0:b1], cs[after, b0:b1]
-        if in_scan:
-            for i in range(rows):
-                rec[i] = bias
-            strip_product_add(x[t, b0:b1], wih_t, width, rec, 0)
+        if inputs > 0:
+            join_rows(x[t, b0:b1], h_prev, joined)
+            strip_product(joined, panel, width, rec, 0)
         else:
             rec[:] = xproj[t, b0:b1]
-        strip_product_add(h_prev, whh_t, width, rec, 0)
+            strip_product_add(h_prev, panel, width, rec, 0)
         for i in range(rows):
             if t >= lengths[b0 + i]:
                 c_next[i] = c_prev[i]
@@ -145,12 +150,12 @@ def _forward_rows(xproj, x, wih_t, bias, whh_t, whr_t, peep, lengths, reverse, k
 
 
 @par_jit
-def _forward_blocks(xproj, x, wih_t, bias, whh_t, whr_t, peep, lengths, reverse, keep, coupled, y,
-                    col0, hs, cs, gates, m_tape, blocks):
+def _forward_blocks(xproj, x, panel, whr_t, peep, lengths, reverse, keep, coupled, y, col0, hs, cs,
+                    gates, m_tape, blocks):
     batch = xproj.shape[1]
     for part in prange(blocks):
-        _forward_rows(xproj, x, wih_t, bias, whh_t, whr_t, peep, lengths, reverse, keep, coupled,
-                      y, col0, hs, cs, gates, m_tape, *batch_block(part, blocks, batch))
+        _forward_rows(xproj, x, panel, whr_t, peep, lengths, reverse, keep, coupled, y, col0, hs,
+                      cs, gates, m_tape, *batch_block(part, blocks, batch))
 
 
 @scan_jit
@@ -262,37 +267,35 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     mode = _scan_mode(spec, batch, dtype)
     if mode == "units":
         with single_blas_thread():
-            wih = np.ascontiguousarray(weights["weight_ih"])   # the packing reads rows
-            x_in_scan, wih_in_scan = np.empty((steps, batch, 0), dtype), wih[:, :0]
+            wih, whh = weights["weight_ih"], weights["weight_hh"]
+            x_in_scan = np.empty((steps, batch, 0), dtype)
             if is_tokens(x):
                 xtable, xindex = token_table(wih, bias), x.reshape(steps, batch)
             elif _input_in_scan(x, wih):
-                xtable = (np.zeros(wih.shape[0], dtype) if bias is None else bias)[None, :]
-                xindex, x_in_scan, wih_in_scan = zero_index(steps, batch), x, wih
+                xtable, xindex = np.empty((0, wih.shape[0]), dtype), zero_index(steps, batch)
+                x_in_scan, whh = x, joined_weights(wih, whh, bias)
             else:
                 xproj = input_projection(x, wih, bias, split_project)
                 xtable, xindex = xproj.reshape(steps * batch, -1), row_index(steps, batch)
-            lstm_threaded.forward_scan(xtable, xindex, x_in_scan, wih_in_scan,
-                                       np.ascontiguousarray(weights["weight_hh"]), peep,
-                                       lengths, reverse, keep_tape,
-                                       spec.coupled, y, col0, hs, cs, gates, unit_chunk(hidden))
+            lstm_threaded.forward_scan(xtable, xindex, x_in_scan, np.ascontiguousarray(whh), peep,
+                                       lengths, reverse, keep_tape, spec.coupled, y, col0, hs, cs,
+                                       gates, unit_chunk(hidden))
         m_tape = None
     else:
         blocks = SPLIT if mode == "blocks" else 1
         whr_t = (weight_panel(weights["weight_hr"], transpose=True) if project
                  else np.empty((0, 0), dtype))
         m_tape = _memory.empty((slots if project else 1, batch, hidden), dtype)
-        args = (weight_panel(weights["weight_hh"], transpose=True), whr_t, peep, lengths, reverse,
-                keep_tape, spec.coupled, y, col0, hs, cs, gates, m_tape)
-        wih = weights["weight_ih"]
-        no_columns = np.empty((steps, batch, 0), dtype)
+        args = (whr_t, peep, lengths, reverse, keep_tape, spec.coupled, y, col0, hs, cs, gates,
+                m_tape)
+        wih, whh = weights["weight_ih"], weights["weight_hh"]
         with blas_threads_for(blocks > 1):
             if not is_tokens(x) and _input_in_scan(x, wih):
-                inputs = (no_columns, x, weight_panel(wih, transpose=True),
-                          np.zeros(wih.shape[0], dtype) if bias is None else bias)
+                inputs = (np.empty((steps, batch, 0), dtype), x,
+                          weight_panel(joined_weights(wih, whh, bias), transpose=True))
             else:
-                inputs = (input_projection(x, wih, bias, split_kernel(blocks)), no_columns,
-                          np.empty((0, 0), dtype), np.empty(0, dtype))
+                inputs = (input_projection(x, wih, bias, split_kernel(blocks)),
+                          np.empty((steps, batch, 0), dtype), weight_panel(whh, transpose=True))
             run_scan(blocks, _forward_blocks, _forward_rows, batch, *inputs, *args)
     last = final_slot(steps, keep_tape, reverse)
     state_n = (hs[last].copy(), cs[last].copy())

@@ -22,7 +22,7 @@ import numpy as np
 from numba import prange
 
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
-from ._common import guarded_output_grad, step_slots
+from ._common import guarded_output_grad, join_rows, step_slots
 from ._gemm import batch_block
 from ._strips import (pack_columns, pack_rows, strip_columns, strip_product,
                       strip_product_add)
@@ -157,21 +157,30 @@ def _backward_units(dh, dy, dc_next, g_i, g_f, g_g, g_o, c_before, c_after, w_i,
 
 
 @par_jit
-def forward_scan(xtable, xindex, x, wih, whh, peep, lengths, reverse, keep, coupled, y, col0, hs,
-                 cs, gates, chunk):
-    """Forward scan of one direction; arguments as :func:`.lstm._forward_scan`
+def forward_scan(xtable, xindex, x, weights, peep, lengths, reverse, keep, coupled, y, col0, hs, cs,
+                 gates, chunk):
+    """Forward scan of one direction; arguments as :func:`.lstm._forward_rows`
     (no projection) plus ``chunk``, the hidden units of each thread's block.
 
-    Each step's sums start from the input pre-activations and add the
-    recurrent terms to them in registers: the accumulators of a block's
-    pre-activations start at the row ``xtable[xindex[t, b]]`` (the rows of an
-    input projection computed before the scan, ``xindex`` counting them, or,
-    for token input, ``W_ih^T + bias`` (V, G) indexed by the tokens), add
-    ``x[t] @ W_ih^T`` when ``x`` (T, B, I) has features (narrow dense input:
-    ``xtable`` is then the bias (1, G) and no (T, B, G) projection is written
-    and read back), then ``h_{t-1} @ W_hh^T``. One-hot input therefore equals
-    token ids bit for bit (its input terms add exact zeros and one weight to
-    the bias, as the table does).
+    Each step's sums of a block's pre-activations run in registers, in one of
+    two orders:
+
+    - ``x`` (T, B, I) without features: they start at the row
+      ``xtable[xindex[t, b]]`` (the rows of an input projection computed before
+      the scan, ``xindex`` counting them, or, for token input, ``W_ih^T + bias``
+      (V, G) indexed by the tokens) and add ``h_{t-1} @ W_hh^T``, ``weights``
+      being ``W_hh`` (G, H);
+    - ``x`` with features (a dense input whose product is computed in the step):
+      they are one product of the rows ``[1, x_t, h_{t-1}]`` (:func:`~._common.
+      join_rows`) and the block's panel of ``weights``, which is then ``[bias,
+      W_ih, W_hh]`` (G, 1 + I + H): bias first (``0 + 1 * bias`` is exact), the
+      input's terms, the state's. No (T, B, G) projection is written and read
+      back, and no bias copied into the sums; ``xtable`` then only gives the
+      width G.
+
+    Both are the order of :func:`.lstm._forward_rows`. One-hot input equals
+    token ids bit for bit (its input terms add exact zeros and one weight to the
+    bias, as the table does).
     """
     steps, batch = xindex.shape
     hidden = cs.shape[2]
@@ -179,16 +188,15 @@ def forward_scan(xtable, xindex, x, wih, whh, peep, lengths, reverse, keep, coup
     first = 0 if coupled else 1  # gate index of f in the rows of W
     n_chunks = (hidden + chunk - 1) // chunk
     one = np.ones(1, xtable.dtype)[0]
+    joined = x.shape[2] > 0
+    depth = weights.shape[1]
     pre = np.zeros((n_chunks, batch, n_gates * chunk), xtable.dtype)
     width = strip_columns(xtable.itemsize)
     strips = (n_gates * chunk + width - 1) // width
-    panels = np.empty((n_chunks, strips * hidden, width), xtable.dtype)
-    inputs = x.shape[2]
-    input_panels = np.empty((n_chunks, strips * inputs, width), xtable.dtype)
+    panels = np.empty((n_chunks, strips * depth, width), xtable.dtype)
+    rows = np.ones((n_chunks, batch if joined else 0, depth), xtable.dtype)  # [1, x_t, h]
     for block in prange(n_chunks):
-        pack_rows(whh, hidden, block * chunk, chunk, n_gates, panels[block])
-        if inputs > 0:
-            pack_rows(wih, hidden, block * chunk, chunk, n_gates, input_panels[block])
+        pack_rows(weights, hidden, block * chunk, chunk, n_gates, panels[block])
     for s in range(steps):
         t, before, after = step_slots(s, steps, reverse, keep)
         k = t if keep else 0
@@ -197,10 +205,12 @@ def forward_scan(xtable, xindex, x, wih, whh, peep, lengths, reverse, keep, coup
             j0 = block * chunk
             n = min(hidden, j0 + chunk) - j0
             block_pre = pre[block]
-            _gather_block(xtable, xindex[t], hidden, j0, n, chunk, n_gates, block_pre)
-            if inputs > 0:
-                strip_product_add(x[t], input_panels[block], n_gates * chunk, block_pre, 0)
-            strip_product_add(h_prev, panels[block], n_gates * chunk, block_pre, 0)
+            if joined:
+                join_rows(x[t], h_prev, rows[block])
+                strip_product(rows[block], panels[block], n_gates * chunk, block_pre, 0)
+            else:
+                _gather_block(xtable, xindex[t], hidden, j0, n, chunk, n_gates, block_pre)
+                strip_product_add(h_prev, panels[block], n_gates * chunk, block_pre, 0)
             # (offset in block_pre, offset in gates) of gates i, f, g, o
             offsets = (0, first * chunk, (first + 1) * chunk, (first + 2) * chunk, j0,
                        first * hidden + j0, (first + 1) * hidden + j0, (first + 2) * hidden + j0)
