@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 
 import fastrnn as fr
 from fastrnn import config
-from fastrnn.kernels.cpu import _threads, lstm, lstm_threaded
+from fastrnn.kernels.cpu import _common, _threads, lstm, lstm_threaded
 
 from . import reference
 from ._compare import assert_close, assert_inference_equals_training
@@ -212,9 +212,9 @@ def test_wide_input_is_computed_in_the_scan_while_its_weights_are_small(monkeypa
     for fewer than 8 sequences."""
     x = np.zeros((2, 8, 128), np.float32)
     weight_ih = np.zeros((4 * 16, 128), np.float32)
-    assert lstm._input_in_scan(x, weight_ih)
-    assert not lstm._input_in_scan(x[:, :7], weight_ih)
+    assert _common.input_in_scan(x, weight_ih)
+    assert not _common.input_in_scan(x[:, :7], weight_ih)
     monkeypatch.setattr(config, "LSTM_INPUT_IN_SCAN_BYTES", weight_ih.nbytes - 1)
-    assert not lstm._input_in_scan(x, weight_ih)
+    assert not _common.input_in_scan(x, weight_ih)
     monkeypatch.setattr(config, "LSTM_INPUT_IN_SCAN", 128)
-    assert lstm._input_in_scan(x, weight_ih)
+    assert _common.input_in_scan(x, weight_ih)

@@ -19,7 +19,7 @@ from ... import _memory, config
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
 from ._common import (accumulate_input_grads, accumulate_outer, add_into, bias_gradient,
                       entering_states, error_guard, final_slot, guard_step_error,
-                      input_projection, is_tokens, join_rows, joined_weights,
+                      input_in_scan, input_projection, is_tokens, join_rows, joined_weights,
                       recurrent_product, row_index, run_scan, scratch, split_kernel, state_buffer, step_slots,
                       tape_length, token_table, weight_panel, zero_index)
 from ._gemm import SPLIT, batch_block, split_project
@@ -271,7 +271,7 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
             x_in_scan = np.empty((steps, batch, 0), dtype)
             if is_tokens(x):
                 xtable, xindex = token_table(wih, bias), x.reshape(steps, batch)
-            elif _input_in_scan(x, wih):
+            elif input_in_scan(x, wih):
                 xtable, xindex = np.empty((0, wih.shape[0]), dtype), zero_index(steps, batch)
                 x_in_scan, whh = x, joined_weights(wih, whh, bias)
             else:
@@ -290,7 +290,7 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
                 m_tape)
         wih, whh = weights["weight_ih"], weights["weight_hh"]
         with blas_threads_for(blocks > 1):
-            if not is_tokens(x) and _input_in_scan(x, wih):
+            if not is_tokens(x) and input_in_scan(x, wih):
                 inputs = (np.empty((steps, batch, 0), dtype), x,
                           weight_panel(joined_weights(wih, whh, bias), transpose=True))
             else:
@@ -303,29 +303,6 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
         return state_n, None
     return state_n, dict(x=x, lengths=lengths, reverse=reverse, hs=hs, cs=cs, gates=gates,
                          m=m_tape if project else None)
-
-
-def _input_in_scan(x, weight_ih):
-    """Whether the scan computes the dense input's product in each step: a batch
-    of at least 8 sequences (one full row tile; with fewer, the per-step calls
-    cost more than writing the small projection: (200, 1, 8, 32) forward 0.19
-    against 0.10 ms) and a narrow input (:data:`fastrnn.config.LSTM_INPUT_IN_SCAN`
-    features) or a ``W_ih`` of at most
-    :data:`~fastrnn.config.LSTM_INPUT_IN_SCAN_BYTES`, whose panel then stays in
-    a core's L2 cache next to ``W_hh``'s.
-
-    Measured in one process, alternating, float32, two threads, forward
-    (forward+backward), ms, in the step against projected first:
-    (100, 64, 128, 256) 29.3-29.9 against 31.4-33.2 (75-79 against 77-87),
-    (100, 64, 256, 256) 36.2-37.5 against 38.4-40.0, (35, 32, 128, 256)
-    5.1-5.4 against 5.4-5.6 (13.4-13.9 against 14.3-15.1), both ways alike at
-    (50, 128, 256, 512) (2 MiB), slower at (100, 128, 512, 512) (8 MiB):
-    294-408 against 275-287.
-    """
-    if x.shape[1] < 8:
-        return False
-    return (x.shape[2] <= config.LSTM_INPUT_IN_SCAN
-            or weight_ih.nbytes <= config.LSTM_INPUT_IN_SCAN_BYTES)
 
 
 def _scan_mode(spec, batch, dtype):

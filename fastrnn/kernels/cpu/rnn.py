@@ -1,6 +1,8 @@
 """CPU scans for the Elman RNN (tanh or ReLU).
 
-Per step: one GEMM ``h_{t-1} @ W_hh^T`` and the pointwise nonlinearity of
+Per step: one product, ``h_{t-1} @ W_hh^T`` added to the input's projection or,
+for a dense input with a small ``W_ih``, ``[1, x_t, h_{t-1}] @ [bias; W_ih^T;
+W_hh^T]`` (as in :mod:`.lstm`), and the pointwise nonlinearity of
 :mod:`fastrnn.cells.rnn`; the tape is the time-aligned buffer of hidden states.
 """
 
@@ -9,9 +11,10 @@ from numba import prange
 
 from ...cells.rnn import RELU, TANH, rnn_backward_point, rnn_forward_point
 from ._common import (accumulate_input_grads, bias_gradient, entering_states,
-                      error_guard, final_slot, guarded_output_grad, input_projection,
-                      recurrent_product,
+                      error_guard, final_slot, guarded_output_grad, input_in_scan,
+                      input_projection, is_tokens, join_rows, joined_weights, recurrent_product,
                       run_scan, scratch, split_kernel, state_buffer, step_slots, weight_panel)
+from ._strips import strip_product, strip_product_add
 from ._gemm import batch_block
 from ._jit import par_jit, point_jit, scan_jit
 from ._threads import batch_blocks, blas_threads_for, note_scan_pool
@@ -22,32 +25,46 @@ _NONLINEARITY_CODES = {"tanh": TANH, "relu": RELU}
 
 
 @scan_jit
-def _forward_rows(xproj, whh_t, lengths, reverse, keep, nonlinearity, y, col0, hs, b0, b1):
-    """Forward scan of the sequences ``b0:b1`` (each one independent of the others);
-    ``whh_t`` is ``W_hh.T``, C-contiguous."""
-    steps, _, hidden = xproj.shape
+def _forward_rows(xproj, x, panel, lengths, reverse, keep, nonlinearity, y, col0, hs, b0, b1):
+    """Forward scan of the sequences ``b0:b1`` (each one independent of the others).
+
+    A step's pre-activations start from its rows of the input projection
+    ``xproj`` (T, B, H) and add ``h_{t-1} @ W_hh.T``, ``panel`` holding ``W_hh.T``
+    (:func:`~._common.weight_panel`); or, when ``x`` (T, B, I) has features,
+    they are one product of the rows ``[1, x_t, h_{t-1}]`` and ``panel``, then
+    ``[bias; W_ih.T; W_hh.T]``, in the same order (see
+    :func:`fastrnn.kernels.cpu.lstm._forward_rows`)."""
+    steps = x.shape[0]
+    inputs = x.shape[2]
+    hidden = hs.shape[2]
     rows = b1 - b0
-    one = np.ones(1, xproj.dtype)[0]
-    rec = np.empty((rows, hidden), xproj.dtype)
+    one = np.ones(1, hs.dtype)[0]
+    rec = np.empty((rows, hidden), hs.dtype)
+    joined = np.ones((rows, 1 + inputs + hidden if inputs > 0 else 0), hs.dtype)  # [1, x_t, h]
     for s in range(steps):
         t, before, after = step_slots(s, steps, reverse, keep)
         h_prev, h_next = hs[before, b0:b1], hs[after, b0:b1]
-        recurrent_product(h_prev, whh_t, rec)
+        if inputs > 0:
+            join_rows(x[t, b0:b1], h_prev, joined)
+            strip_product(joined, panel, hidden, rec, 0)
+        else:
+            rec[:] = xproj[t, b0:b1]
+            strip_product_add(h_prev, panel, hidden, rec, 0)
         for i in range(rows):
             if t >= lengths[b0 + i]:
                 h_next[i] = h_prev[i]
                 continue
-            a, r, h_row = xproj[t, b0 + i], rec[i], h_next[i]
+            r, h_row = rec[i], h_next[i]
             for j in range(hidden):
-                h_row[j] = _forward_point(a[j] + r[j], nonlinearity, one)
+                h_row[j] = _forward_point(r[j], nonlinearity, one)
             y[t, b0 + i, col0:col0 + hidden] = h_row
 
 
 @par_jit
-def _forward_blocks(xproj, whh_t, lengths, reverse, keep, nonlinearity, y, col0, hs, blocks):
-    batch = xproj.shape[1]
+def _forward_blocks(xproj, x, panel, lengths, reverse, keep, nonlinearity, y, col0, hs, blocks):
+    batch = x.shape[1]
     for part in prange(blocks):
-        _forward_rows(xproj, whh_t, lengths, reverse, keep, nonlinearity, y, col0, hs,
+        _forward_rows(xproj, x, panel, lengths, reverse, keep, nonlinearity, y, col0, hs,
                       *batch_block(part, blocks, batch))
 
 
@@ -104,11 +121,16 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     blocks = _blocks(spec, batch)
     bias = weights["bias_ih"] + weights["bias_hh"] if spec.bias else None
     hs = state_buffer(state0[0], steps, keep_tape, reverse)
-    args = (weight_panel(weights["weight_hh"], transpose=True), lengths, reverse, keep_tape,
-            _NONLINEARITY_CODES[spec.nonlinearity], y, col0, hs)
+    args = (lengths, reverse, keep_tape, _NONLINEARITY_CODES[spec.nonlinearity], y, col0, hs)
+    wih, whh = weights["weight_ih"], weights["weight_hh"]
+    no_columns = np.empty((steps, batch, 0), hs.dtype)
     with blas_threads_for(blocks > 1):
-        run_scan(blocks, _forward_blocks, _forward_rows, batch,
-                 input_projection(x, weights["weight_ih"], bias, split_kernel(blocks)), *args)
+        if not is_tokens(x) and input_in_scan(x, wih):
+            inputs = (no_columns, x, weight_panel(joined_weights(wih, whh, bias), transpose=True))
+        else:
+            inputs = (input_projection(x, wih, bias, split_kernel(blocks)), no_columns,
+                      weight_panel(whh, transpose=True))
+        run_scan(blocks, _forward_blocks, _forward_rows, batch, *inputs, *args)
     state_n = (hs[final_slot(steps, keep_tape, reverse)].copy(),)
     if not keep_tape:
         return state_n, None
