@@ -65,13 +65,14 @@ SPLIT_MIN_ROWS = _env_int("FASTRNN_SPLIT_MIN_ROWS", 8)
 #: it splits its hidden units, each thread keeping its rows of ``W_hh``.
 SPLIT_MAX_WEIGHT_BYTES = _env_int("FASTRNN_SPLIT_MAX_WEIGHT_BYTES", 512 * 1024)
 LSTM_SPLIT_MIN_ROWS = _env_int("FASTRNN_LSTM_SPLIT_MIN_ROWS", 32)
-#: An LSTM scan computes the input's product inside each step (from a ``W_ih``
-#: panel: per thread when split by hidden units) when the batch has at least 8
-#: sequences and the dense input at most this many features or ``W_ih`` at most
-#: :data:`LSTM_INPUT_IN_SCAN_BYTES` bytes, so no (T, B, 4H) input projection is
+#: An LSTM or RNN scan computes the input's product inside each step (one product
+#: of ``[1, x_t, h_{t-1}]`` and ``[bias; W_ih^T; W_hh^T]``; per thread when the
+#: LSTM splits its hidden units) when the batch has at least 8 sequences and the
+#: dense input at most this many features or ``W_ih`` at most
+#: :data:`LSTM_INPUT_IN_SCAN_BYTES` bytes, so no (T, B, G) input projection is
 #: written and read back; other inputs are projected by one GEMM before the scan
-#: (measurements: :func:`fastrnn.kernels.cpu.lstm._input_in_scan`). Setting both
-#: to 0 always projects first.
+#: (measurements: :func:`fastrnn.kernels.cpu._common.input_in_scan`). Setting both
+#: to 0 always projects first. (The names predate the RNN's use of the rule.)
 LSTM_INPUT_IN_SCAN = _env_int("FASTRNN_LSTM_INPUT_IN_SCAN", 64)
 LSTM_INPUT_IN_SCAN_BYTES = _env_int("FASTRNN_LSTM_INPUT_IN_SCAN_BYTES", 1 << 20)
 #: CUDA backend: run each direction of a recurrent layer as one persistent

@@ -173,6 +173,27 @@ def test_outputs_kept_by_the_caller_are_never_overwritten():
     np.testing.assert_array_equal(dx1, dx1_kept)
 
 
+@pytest.mark.parametrize("kind, options", [("LSTM", {}), ("GRU", {}), ("RNN", {}),
+                                           ("LSTM", {"bidirectional": True, "num_layers": 2})])
+def test_outputs_on_a_reused_block_hold_no_stale_values(kind, options):
+    """Full-length batches take an uninitialised pooled block for the output (every step
+    is written); padded ones still get zeros past their lengths. Both on a block
+    poisoned with NaN."""
+    layer = getattr(fr, kind)(8, 64, seed=0, **options)
+    x = np.random.default_rng(0).standard_normal((40, 16, 8)).astype(np.float32)
+    want_full = layer(x)[0].copy()
+    lengths = np.arange(16) % 40 + 25
+    want_padded = layer(x, lengths=lengths)[0].copy()
+    for lengths_arg, want in ((None, want_full), (lengths, want_padded)):
+        _memory.release()
+        poison = [_memory.empty(want.shape, np.float32) for _ in range(4)]
+        for block in poison:
+            block.fill(np.nan)
+        del poison, block
+        got = layer(x, lengths=lengths_arg)[0]
+        np.testing.assert_array_equal(got, want)
+
+
 def test_a_training_loop_reuses_its_tapes():
     layer = fr.LSTM(8, 64, seed=0)
     x = np.random.default_rng(0).standard_normal((40, 16, 8)).astype(np.float32)
