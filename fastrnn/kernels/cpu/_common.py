@@ -18,7 +18,7 @@ from ...cells.guard import guard_row
 from ._blas import gemm
 from ._gemm import split_outer_product_add, split_panel_product_add, split_project
 from ._simd import FUSED_OUTER_BYTES, OUTER_PASS, VECTOR_BYTES
-from ._strips import packed_panel, strip_product
+from ._strips import packed_panel, strip_product, strip_product_add
 from ._jit import inline_jit, row_jit, scan_jit
 
 _thread_scratch = threading.local()
@@ -139,6 +139,32 @@ def input_in_scan(x, weight_ih):
         return False
     return (x.shape[2] <= config.LSTM_INPUT_IN_SCAN
             or weight_ih.nbytes <= config.LSTM_INPUT_IN_SCAN_BYTES)
+
+
+@inline_jit
+def joined_buffer(rows, x, out, dtype):
+    """The rows of :func:`join_rows` for ``rows`` sequences (ones; none when ``x`` has no
+    features: the step then starts from an input projection)."""
+    inputs = x.shape[2]
+    return np.ones((rows, 1 + inputs + out if inputs > 0 else 0), dtype)
+
+
+@inline_jit
+def step_sums(xproj, x, t, b0, b1, h_prev, panel, joined, sums):
+    """A step's pre-activations for the sequences ``b0:b1`` into ``sums`` (rows, G).
+
+    With features in ``x`` (T, B, I): ``[1, x_t, h_{t-1}] @ panel``, ``panel`` the
+    packed ``[bias; W_ih^T; W_hh^T]`` (:func:`joined_weights`); otherwise the rows
+    ``xproj[t, b0:b1]`` of an input projection plus ``h_{t-1} @ panel``, ``panel``
+    then ``W_hh^T``. Either way the sums run bias (or projection) first, then the
+    input's terms, then the state's.
+    """
+    if x.shape[2] > 0:
+        join_rows(x[t, b0:b1], h_prev, joined)
+        strip_product(joined, panel, sums.shape[1], sums, 0)
+    else:
+        sums[:] = xproj[t, b0:b1]
+        strip_product_add(h_prev, panel, sums.shape[1], sums, 0)
 
 
 def joined_weights(weight_ih, weight_hh, bias):

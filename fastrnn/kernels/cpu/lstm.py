@@ -19,11 +19,11 @@ from ... import _memory, config
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
 from ._common import (accumulate_input_grads, accumulate_outer, add_into, bias_gradient,
                       entering_states, error_guard, final_slot, guard_step_error,
-                      input_in_scan, input_projection, is_tokens, join_rows, joined_weights,
-                      recurrent_product, row_index, run_scan, scratch, split_kernel, state_buffer, step_slots,
-                      tape_length, token_table, weight_panel, zero_index)
+                      input_in_scan, input_projection, is_tokens, joined_buffer,
+                      joined_weights, recurrent_product, row_index, run_scan, scratch,
+                      split_kernel, state_buffer, step_slots, step_sums, tape_length,
+                      token_table, weight_panel, zero_index)
 from ._gemm import SPLIT, batch_block, split_project
-from ._strips import strip_product, strip_product_add
 from ._jit import inline_jit, par_jit, point_jit, row_jit, scan_jit
 from ._threads import (batch_blocks, blas_threads_for, note_scan_pool, single_blas_thread,
                        unit_chunk, use_parallel_scan)
@@ -104,7 +104,6 @@ def _forward_rows(xproj, x, panel, whr_t, peep, lengths, reverse, keep, coupled,
     (:func:`weight_panel`). See :func:`forward`.
     """
     steps = xproj.shape[0]
-    inputs = x.shape[2]
     hidden = cs.shape[2]
     out = hs.shape[2]
     rows = b1 - b0
@@ -115,18 +114,13 @@ def _forward_rows(xproj, x, panel, whr_t, peep, lengths, reverse, keep, coupled,
     rec = np.empty((rows, width), xproj.dtype)
     m = np.zeros((rows, hidden), xproj.dtype)
     gate_sink = np.empty(width, xproj.dtype)   # inference: each row's gates, then dropped
-    joined = np.ones((rows, 1 + inputs + out if inputs > 0 else 0), xproj.dtype)  # [1, x_t, h]
+    joined = joined_buffer(rows, x, out, xproj.dtype)
     for s in range(steps):
         t, before, after = step_slots(s, steps, reverse, keep)
         k = t if keep else 0
         h_prev, c_prev = hs[before, b0:b1], cs[before, b0:b1]
         h_next, c_next = hs[after, b0:b1], cs[after, b0:b1]
-        if inputs > 0:
-            join_rows(x[t, b0:b1], h_prev, joined)
-            strip_product(joined, panel, width, rec, 0)
-        else:
-            rec[:] = xproj[t, b0:b1]
-            strip_product_add(h_prev, panel, width, rec, 0)
+        step_sums(xproj, x, t, b0, b1, h_prev, panel, joined, rec)
         for i in range(rows):
             if t >= lengths[b0 + i]:
                 c_next[i] = c_prev[i]

@@ -12,9 +12,9 @@ from numba import prange
 from ...cells.rnn import RELU, TANH, rnn_backward_point, rnn_forward_point
 from ._common import (accumulate_input_grads, bias_gradient, entering_states,
                       error_guard, final_slot, guarded_output_grad, input_in_scan,
-                      input_projection, is_tokens, join_rows, joined_weights, recurrent_product,
-                      run_scan, scratch, split_kernel, state_buffer, step_slots, weight_panel)
-from ._strips import strip_product, strip_product_add
+                      input_projection, is_tokens, joined_buffer, joined_weights, recurrent_product,
+                      run_scan, scratch, split_kernel, state_buffer, step_slots, step_sums,
+                      weight_panel)
 from ._gemm import batch_block
 from ._jit import par_jit, point_jit, scan_jit
 from ._threads import batch_blocks, blas_threads_for, note_scan_pool
@@ -35,21 +35,15 @@ def _forward_rows(xproj, x, panel, lengths, reverse, keep, nonlinearity, y, col0
     ``[bias; W_ih.T; W_hh.T]``, in the same order (see
     :func:`fastrnn.kernels.cpu.lstm._forward_rows`)."""
     steps = x.shape[0]
-    inputs = x.shape[2]
     hidden = hs.shape[2]
     rows = b1 - b0
     one = np.ones(1, hs.dtype)[0]
     rec = np.empty((rows, hidden), hs.dtype)
-    joined = np.ones((rows, 1 + inputs + hidden if inputs > 0 else 0), hs.dtype)  # [1, x_t, h]
+    joined = joined_buffer(rows, x, hidden, hs.dtype)
     for s in range(steps):
         t, before, after = step_slots(s, steps, reverse, keep)
         h_prev, h_next = hs[before, b0:b1], hs[after, b0:b1]
-        if inputs > 0:
-            join_rows(x[t, b0:b1], h_prev, joined)
-            strip_product(joined, panel, hidden, rec, 0)
-        else:
-            rec[:] = xproj[t, b0:b1]
-            strip_product_add(h_prev, panel, hidden, rec, 0)
+        step_sums(xproj, x, t, b0, b1, h_prev, panel, joined, rec)
         for i in range(rows):
             if t >= lengths[b0 + i]:
                 h_next[i] = h_prev[i]
