@@ -54,7 +54,8 @@ def tape_input(x, lengths, callers):
 
 #: NumPy's versions of the operations (see the module docstring).
 HOST = types.SimpleNamespace(
-    zeros=_memory.zeros, empty=_memory.empty, empty_like=np.empty_like, put=_put, multiply=_multiply, swap01=_swap01,
+    zeros=_memory.zeros, empty=_memory.empty, empty_like=np.empty_like, put=_put,
+    multiply=_multiply, swap01=_swap01,
     contiguous=np.ascontiguousarray, to_host=_identity, native=_identity,
     float_input=as_float_array,
     row=lambda array, index: np.ascontiguousarray(array[index]),

@@ -167,6 +167,23 @@ def step_sums(xproj, x, t, b0, b1, h_prev, panel, joined, sums):
         strip_product_add(h_prev, panel, sums.shape[1], sums, 0)
 
 
+def scan_inputs(x, weight_ih, weight_hh, bias, blocks):
+    """``(xproj, x_in_scan, panel)`` for a batch-split scan's :func:`step_sums`.
+
+    A dense input passing :func:`input_in_scan`: no projection (no columns), ``x``
+    itself and the panel of :func:`joined_weights`. Otherwise (tokens, wide input):
+    the input projection (:func:`input_projection`), an ``x`` without features and
+    the panel of ``W_hh.T``.
+    """
+    steps, batch = x.shape[0], x.shape[1]
+    no_columns = np.empty((steps, batch, 0), weight_hh.dtype)
+    if not is_tokens(x) and input_in_scan(x, weight_ih):
+        return no_columns, x, weight_panel(joined_weights(weight_ih, weight_hh, bias),
+                                           transpose=True)
+    return (input_projection(x, weight_ih, bias, split_kernel(blocks)), no_columns,
+            weight_panel(weight_hh, transpose=True))
+
+
 def joined_weights(weight_ih, weight_hh, bias):
     """``[bias, W_ih, W_hh]`` (G, 1 + I + H): the weights of :func:`join_rows`' rows
     (zeros for no bias)."""

@@ -79,9 +79,9 @@ def strip_product_add(a, strips, cols, out, c0):
 
 
 @row_jit
-def _zero_columns(strips, base, depth, q0, q1):
-    for k in range(depth):
-        strips[base // strips.shape[1] + k, q0:q1] = 0
+def _zero_columns(strips, row0, depth, q0, q1):
+    for k in range(row0, row0 + depth):
+        strips[k, q0:q1] = 0
 
 
 @row_jit
@@ -103,10 +103,10 @@ def pack_rows(weight, hidden, j0, chunk, n_gates, strips):
             gate, u = c // chunk, c % chunk
             if c >= cols:
                 run = width - q
-                _zero_columns(strips, base, depth, q, width)
+                _zero_columns(strips, s * depth, depth, q, width)
             elif u >= units:
                 run = min(width - q, chunk - u)
-                _zero_columns(strips, base, depth, q, q + run)
+                _zero_columns(strips, s * depth, depth, q, q + run)
             else:
                 run = min(width - q, units - u)
                 transpose_into(weight, (gate * hidden + j0 + u) * depth, depth, run, depth,

@@ -20,9 +20,9 @@ from ...cells.lstm import lstm_backward_point, lstm_forward_point
 from ._common import (accumulate_input_grads, accumulate_outer, add_into, bias_gradient,
                       entering_states, error_guard, final_slot, guard_step_error,
                       input_in_scan, input_projection, is_tokens, joined_buffer,
-                      joined_weights, recurrent_product, row_index, run_scan, scratch,
-                      split_kernel, state_buffer, step_slots, step_sums, tape_length,
-                      token_table, weight_panel, zero_index)
+                      joined_weights, recurrent_product, row_index, run_scan, scan_inputs,
+                      scratch, state_buffer, step_slots, step_sums, tape_length, token_table,
+                      weight_panel, zero_index)
 from ._gemm import SPLIT, batch_block, split_project
 from ._jit import inline_jit, par_jit, point_jit, row_jit, scan_jit
 from ._threads import (batch_blocks, blas_threads_for, note_scan_pool, single_blas_thread,
@@ -266,7 +266,7 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
             if is_tokens(x):
                 xtable, xindex = token_table(wih, bias), x.reshape(steps, batch)
             elif input_in_scan(x, wih):
-                xtable, xindex = np.empty((0, wih.shape[0]), dtype), zero_index(steps, batch)
+                xtable, xindex = np.empty((0, 0), dtype), zero_index(steps, batch)
                 x_in_scan, whh = x, joined_weights(wih, whh, bias)
             else:
                 xproj = input_projection(x, wih, bias, split_project)
@@ -282,14 +282,8 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
         m_tape = _memory.empty((slots if project else 1, batch, hidden), dtype)
         args = (whr_t, peep, lengths, reverse, keep_tape, spec.coupled, y, col0, hs, cs, gates,
                 m_tape)
-        wih, whh = weights["weight_ih"], weights["weight_hh"]
         with blas_threads_for(blocks > 1):
-            if not is_tokens(x) and input_in_scan(x, wih):
-                inputs = (np.empty((steps, batch, 0), dtype), x,
-                          weight_panel(joined_weights(wih, whh, bias), transpose=True))
-            else:
-                inputs = (input_projection(x, wih, bias, split_kernel(blocks)),
-                          np.empty((steps, batch, 0), dtype), weight_panel(whh, transpose=True))
+            inputs = scan_inputs(x, weights["weight_ih"], weights["weight_hh"], bias, blocks)
             run_scan(blocks, _forward_blocks, _forward_rows, batch, *inputs, *args)
     last = final_slot(steps, keep_tape, reverse)
     state_n = (hs[last].copy(), cs[last].copy())

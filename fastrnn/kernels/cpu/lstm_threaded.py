@@ -175,8 +175,7 @@ def forward_scan(xtable, xindex, x, weights, peep, lengths, reverse, keep, coupl
       join_rows`) and the block's panel of ``weights``, which is then ``[bias,
       W_ih, W_hh]`` (G, 1 + I + H): bias first (``0 + 1 * bias`` is exact), the
       input's terms, the state's. No (T, B, G) projection is written and read
-      back, and no bias copied into the sums; ``xtable`` then only gives the
-      width G.
+      back, and no bias copied into the sums; ``xtable`` is then not read.
 
     Both are the order of :func:`.lstm._forward_rows`. One-hot input equals
     token ids bit for bit (its input terms add exact zeros and one weight to the
@@ -184,17 +183,18 @@ def forward_scan(xtable, xindex, x, weights, peep, lengths, reverse, keep, coupl
     """
     steps, batch = xindex.shape
     hidden = cs.shape[2]
-    n_gates = xtable.shape[1] // hidden
+    gate_rows, depth = weights.shape
+    dtype = weights.dtype
+    n_gates = gate_rows // hidden
     first = 0 if coupled else 1  # gate index of f in the rows of W
     n_chunks = (hidden + chunk - 1) // chunk
-    one = np.ones(1, xtable.dtype)[0]
+    one = np.ones(1, dtype)[0]
     joined = x.shape[2] > 0
-    depth = weights.shape[1]
-    pre = np.zeros((n_chunks, batch, n_gates * chunk), xtable.dtype)
-    width = strip_columns(xtable.itemsize)
+    pre = np.zeros((n_chunks, batch, n_gates * chunk), dtype)
+    width = strip_columns(weights.itemsize)
     strips = (n_gates * chunk + width - 1) // width
-    panels = np.empty((n_chunks, strips * depth, width), xtable.dtype)
-    rows = np.ones((n_chunks, batch if joined else 0, depth), xtable.dtype)  # [1, x_t, h]
+    panels = np.empty((n_chunks, strips * depth, width), dtype)
+    rows = np.ones((n_chunks, batch if joined else 0, depth), dtype)  # [1, x_t, h]
     for block in prange(n_chunks):
         pack_rows(weights, hidden, block * chunk, chunk, n_gates, panels[block])
     for s in range(steps):

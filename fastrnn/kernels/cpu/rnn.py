@@ -11,10 +11,9 @@ from numba import prange
 
 from ...cells.rnn import RELU, TANH, rnn_backward_point, rnn_forward_point
 from ._common import (accumulate_input_grads, bias_gradient, entering_states,
-                      error_guard, final_slot, guarded_output_grad, input_in_scan,
-                      input_projection, is_tokens, joined_buffer, joined_weights, recurrent_product,
-                      run_scan, scratch, split_kernel, state_buffer, step_slots, step_sums,
-                      weight_panel)
+                      error_guard, final_slot, guarded_output_grad, joined_buffer,
+                      recurrent_product, run_scan, scan_inputs, scratch, state_buffer,
+                      step_slots, step_sums, weight_panel)
 from ._gemm import batch_block
 from ._jit import par_jit, point_jit, scan_jit
 from ._threads import batch_blocks, blas_threads_for, note_scan_pool
@@ -116,14 +115,8 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
     bias = weights["bias_ih"] + weights["bias_hh"] if spec.bias else None
     hs = state_buffer(state0[0], steps, keep_tape, reverse)
     args = (lengths, reverse, keep_tape, _NONLINEARITY_CODES[spec.nonlinearity], y, col0, hs)
-    wih, whh = weights["weight_ih"], weights["weight_hh"]
-    no_columns = np.empty((steps, batch, 0), hs.dtype)
     with blas_threads_for(blocks > 1):
-        if not is_tokens(x) and input_in_scan(x, wih):
-            inputs = (no_columns, x, weight_panel(joined_weights(wih, whh, bias), transpose=True))
-        else:
-            inputs = (input_projection(x, wih, bias, split_kernel(blocks)), no_columns,
-                      weight_panel(whh, transpose=True))
+        inputs = scan_inputs(x, weights["weight_ih"], weights["weight_hh"], bias, blocks)
         run_scan(blocks, _forward_blocks, _forward_rows, batch, *inputs, *args)
     state_n = (hs[final_slot(steps, keep_tape, reverse)].copy(),)
     if not keep_tape:
