@@ -153,6 +153,44 @@ def test_split_results_do_not_depend_on_thread_count(split, monkeypatch, dtype, 
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("cls, options", [case[1:] for case in CASES],
+                         ids=[case[0] for case in CASES])
+@pytest.mark.parametrize("blocks", [1, 2], ids=["serial", "split"])
+def test_input_in_the_scan_equals_the_projection_first(split, monkeypatch, cls, options, blocks):
+    """A dense input of at least 8 sequences with a small ``W_ih``: its product computed
+    in each step (the joined ``[1, x_t, h]`` rows; the GRU's candidate takes its
+    input term from their leading columns) matches the input projected before the
+    scan, with mixed lengths (one of them 0), on one block and on two."""
+    for module in _MODULES.values():
+        monkeypatch.setattr(module, "batch_blocks", lambda work, batch, n=blocks: n)
+    module = _MODULES[cls.__name__.lower()]
+    features = []
+    run_scan = module.run_scan
+
+    def recorded(blocks, scan_blocks, scan_rows, batch, *args):
+        if scan_rows is module._forward_rows:
+            features.append(args[1].shape[2])   # x handed to the scan: no columns when projected
+        return run_scan(blocks, scan_blocks, scan_rows, batch, *args)
+    monkeypatch.setattr(module, "run_scan", recorded)
+    layer = cls(3, 13 + 4 * ("proj_size" in options), bidirectional=True, dtype=np.float64,
+                seed=5, **options)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 9, 3))
+    lengths = [5, 1, 3, 5, 0, 4, 2, 5, 3]
+    dy = rng.standard_normal((5, 9, 26))          # 13 outputs a direction (a projection's too)
+    dh_n = rng.standard_normal((2, 9, 13))
+    if cls is fr.LSTM:
+        dh_n = (dh_n, rng.standard_normal((2, 9, layer.hidden_size)))
+    got = _run(layer, x, lengths, dy, dh_n)
+    assert features == [3, 3]
+    monkeypatch.setattr(config, "LSTM_INPUT_IN_SCAN", 0)
+    monkeypatch.setattr(config, "LSTM_INPUT_IN_SCAN_BYTES", 0)
+    want = _run(layer, x, lengths, dy, dh_n)
+    assert features[2:] == [0, 0]
+    for a, b in zip(got, want):
+        assert_close(a, b, 1e-13, "input in the scan vs projected first")
+
+
 def test_batch_blocks_switch(monkeypatch):
     monkeypatch.setattr(config, "PARALLEL_MIN_WORK", 100)
     monkeypatch.setattr(config, "SPLIT_MIN_ROWS", 4)

@@ -399,6 +399,27 @@ def test_strip_products_equal_panel_products_bit_for_bit(rows, dtype):
                 np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows", [1, 3, 8, 13])
+def test_leading_strip_product_reads_only_the_leading_columns(rows, dtype):
+    """The product of the first ``depth`` columns of a wider ``a``, read in place, equals
+    the strip product of those columns copied out, bit for bit, in every remainder
+    path; the columns past ``depth`` (NaN here) are never read."""
+    from fastrnn.kernels.cpu._strips import leading_strip_product, packed_panel, strip_product
+    rng = np.random.default_rng(rows + 50)
+    lanes = _lanes(dtype)
+    for cols in sorted({1, lanes + 3, 2 * lanes, 5 * lanes + 2}):
+        for depth in (1, 6, K_BLOCK + 37):
+            a, w = _operands(rng, rows, depth, cols, dtype)
+            wide = np.hstack([a, np.full((rows, 9), np.nan, dtype)])
+            strips = packed_panel(w)
+            got, expected = (np.zeros((rows, cols + 6), dtype) for _ in range(2))
+            leading_strip_product(wide, depth, strips, cols, got, 4)
+            strip_product(a, strips, cols, expected, 4)
+            np.testing.assert_array_equal(got, expected)
+            assert np.isfinite(got).all()
+
+
 def test_join_rows_writes_one_input_and_state_after_the_leading_one():
     from fastrnn.kernels.cpu._common import join_rows
     rng = np.random.default_rng(8)

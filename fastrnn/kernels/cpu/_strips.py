@@ -32,10 +32,10 @@ def strip_columns(itemsize):
 
 
 @row_jit
-def _strip_product(a, strips, cols, out, c0, accumulate):
+def _strip_product(a, depth, strips, cols, out, c0, accumulate):
     width = strips.shape[1]
     lanes = width // 2
-    rows, depth = a.shape
+    rows, lda = a.shape
     ldo = out.shape[1]
     whole = cols - cols % width
     for k0 in range(0, max(depth, 1), K_BLOCK):
@@ -50,7 +50,7 @@ def _strip_product(a, strips, cols, out, c0, accumulate):
             c += lanes
         for i in range(rows):
             for col in range(c, cols):
-                _column(a, i * depth + k0, depth, strips, base + k0 * width + col - whole, width,
+                _column(a, i * lda + k0, lda, strips, base + k0 * width + col - whole, width,
                         span, out, i * ldo + c0 + col, ldo, add)
 
 
@@ -69,13 +69,20 @@ def strip_product(a, strips, cols, out, c0):
         Overwritten in those columns.
     c0 : int
     """
-    _strip_product(a, strips, cols, out, c0, False)
+    _strip_product(a, a.shape[1], strips, cols, out, c0, False)
 
 
 @row_jit
 def strip_product_add(a, strips, cols, out, c0):
     """:func:`strip_product`, its sums starting from what ``out`` holds."""
-    _strip_product(a, strips, cols, out, c0, True)
+    _strip_product(a, a.shape[1], strips, cols, out, c0, True)
+
+
+@row_jit
+def leading_strip_product(a, depth, strips, cols, out, c0):
+    """:func:`strip_product` of the first ``depth`` columns of ``a`` (read in place) by
+    a panel of ``depth`` rows: ``out[i, c0 + c] = sum_{k < depth} a[i, k] * W[k, c]``."""
+    _strip_product(a, depth, strips, cols, out, c0, False)
 
 
 @row_jit

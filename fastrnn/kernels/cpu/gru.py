@@ -2,6 +2,14 @@
 
 Reset after: one GEMM per step, ``h_{t-1} @ W_hh^T`` for all three gates.
 Reset before: two, ``h_{t-1} @ [W_hr; W_hz]^T`` and then ``(r * h_{t-1}) @ W_hn^T``.
+Both add the step's rows of an input projection computed before the scan; or,
+for a dense input passing :func:`~._common.input_in_scan`, the step computes
+its input's terms itself, as the LSTM's and the RNN's do, from the rows
+``[1, x_t, h_{t-1}]`` (:func:`~._common.join_rows`): the r and z gates' sums
+whole, ``[1, x_t, h_{t-1}] @ [b_r, b_z; W_ir^T, W_iz^T; W_hr^T, W_hz^T]``, and
+the candidate's input term ``[1, x_t] @ [b_in; W_in^T]`` from the same rows'
+first ``1 + I`` columns (it must stay apart from ``W_hn h``, which the reset
+gate scales).
 The tape's ``q`` holds ``W_hn h + b_hn`` (after) or ``r * h`` (before): what the
 backward pass needs for ``da_r`` and for ``grad W_hn`` respectively.
 """
@@ -13,12 +21,13 @@ from ... import _memory
 from ...cells.gru import (gru_backward_point, gru_gates_point, gru_output_point,
                           gru_reset_before_point)
 from ._common import (accumulate_input_grads, accumulate_outer, column_sums, entering_states,
-                      error_guard, final_slot, guarded_output_grad, input_projection,
-                      recurrent_product,
-                      run_scan, scratch, split_kernel, state_buffer, step_slots, tape_length,
-                      weight_panel)
+                      error_guard, final_slot, guarded_output_grad, input_in_scan,
+                      input_projection, is_tokens, join_rows, joined_buffer, joined_weights,
+                      recurrent_product, run_scan, scratch, split_kernel, state_buffer,
+                      step_slots, tape_length, weight_panel)
 from ._gemm import batch_block
 from ._jit import par_jit, point_jit, row_jit, scan_jit
+from ._strips import leading_strip_product, strip_product
 from ._threads import batch_blocks, blas_threads_for, note_scan_pool
 
 _gates_point = point_jit(gru_gates_point)
@@ -38,6 +47,16 @@ def _gates_row(a_r, a_z, p_r, p_z, h_prev, one, r, z, rh):
     ``r * h_{t-1}``."""
     for j in range(h_prev.shape[0]):
         r_j, z_j = _gates_point(a_r[j] + p_r[j], a_z[j] + p_z[j], one)
+        r[j] = r_j
+        z[j] = z_j
+        rh[j] = r_j * h_prev[j]
+
+
+@row_jit
+def _joined_gates_row(s_r, s_z, h_prev, one, r, z, rh):
+    """:func:`_gates_row` from whole pre-activations ``s_*`` (the joined product's)."""
+    for j in range(h_prev.shape[0]):
+        r_j, z_j = _gates_point(s_r[j], s_z[j], one)
         r[j] = r_j
         z[j] = z_j
         rh[j] = r_j * h_prev[j]
@@ -91,28 +110,58 @@ def _sum_row(a, b, c, out):
 
 
 @scan_jit
-def _forward_rows(xproj, w_rec_t, whn_t, b_hn, lengths, reverse, keep, reset_after, y, col0, hs,
-                  gates, q_tape, b0, b1):
-    """Forward scan of the sequences ``b0:b1`` (each one independent of the others);
-    ``w_rec_t`` and ``whn_t`` are the transposed weights of :func:`_recurrent_weights`."""
-    steps = xproj.shape[0]
+def _joined_sums(x_t, h_prev, rz_panel, nx_panel, whn_t, reset_after, joined, rec):
+    """A step's sums from the joined rows into ``rec`` (rows, 4H): the r and z gates'
+    pre-activations, ``W_hn h_{t-1}`` (reset after; before, the scan adds
+    ``W_hn (r * h_{t-1})`` later) and the candidate's input term ``b_in + W_in x_t``."""
+    hidden = h_prev.shape[1]
+    join_rows(x_t, h_prev, joined)
+    strip_product(joined, rz_panel, 2 * hidden, rec, 0)
+    if reset_after:
+        strip_product(h_prev, whn_t, hidden, rec, 2 * hidden)
+    leading_strip_product(joined, 1 + x_t.shape[1], nx_panel, hidden, rec, 3 * hidden)
+
+
+@scan_jit
+def _forward_rows(xproj, x, w_rec_t, whn_t, nx_panel, b_hn, lengths, reverse, keep, reset_after,
+                  y, col0, hs, gates, q_tape, b0, b1):
+    """Forward scan of the sequences ``b0:b1`` (each one independent of the others).
+
+    With an input projection ``xproj`` (T, B, 3H) (``x`` without features),
+    ``w_rec_t`` and ``whn_t`` are the transposed weights of
+    :func:`_recurrent_weights`. With features in ``x`` (T, B, I), no projection:
+    ``w_rec_t`` packs ``[b_rz; W_i(rz)^T; W_h(rz)^T]``, ``whn_t`` ``W_hn^T`` and
+    ``nx_panel`` ``[b_in; W_in^T]`` (:func:`_joined_sums`)."""
+    steps = x.shape[0]
     hidden = hs.shape[2]
     rows = b1 - b0
-    one = np.ones(1, xproj.dtype)[0]
-    rec = np.empty((rows, (3 if reset_after else 2) * hidden), xproj.dtype)
-    rh = np.zeros((rows, hidden), xproj.dtype)
-    q_rec = np.empty((rows, hidden), xproj.dtype)
+    dtype = hs.dtype
+    one = np.ones(1, dtype)[0]
+    in_scan = x.shape[2] > 0
+    rec = np.empty((rows, (4 if in_scan else 3 if reset_after else 2) * hidden), dtype)
+    joined = joined_buffer(rows, x, hidden, dtype)
+    rh = np.zeros((rows, hidden), dtype)
+    q_rec = np.empty((rows, hidden), dtype)
     for s in range(steps):
         t, before, after = step_slots(s, steps, reverse, keep)
         k = t if keep else 0
-        recurrent_product(hs[before, b0:b1], w_rec_t, rec)
+        if in_scan:
+            _joined_sums(x[t, b0:b1], hs[before, b0:b1], w_rec_t, nx_panel, whn_t, reset_after,
+                         joined, rec)
+        else:
+            recurrent_product(hs[before, b0:b1], w_rec_t, rec)
         for i in range(rows):
             b = b0 + i
             if t >= lengths[b]:
                 continue
-            a, p, g = xproj[t, b], rec[i], gates[k, b]
-            _gates_row(a[:hidden], a[hidden:2 * hidden], p[:hidden], p[hidden:2 * hidden],
-                       hs[before, b], one, g[:hidden], g[hidden:2 * hidden], rh[i])
+            p, g = rec[i], gates[k, b]
+            if in_scan:
+                _joined_gates_row(p[:hidden], p[hidden:2 * hidden], hs[before, b], one,
+                                  g[:hidden], g[hidden:2 * hidden], rh[i])
+            else:
+                a = xproj[t, b]
+                _gates_row(a[:hidden], a[hidden:2 * hidden], p[:hidden], p[hidden:2 * hidden],
+                           hs[before, b], one, g[:hidden], g[hidden:2 * hidden], rh[i])
         if not reset_after:
             recurrent_product(rh, whn_t, q_rec)
         for i in range(rows):
@@ -123,19 +172,20 @@ def _forward_rows(xproj, w_rec_t, whn_t, b_hn, lengths, reverse, keep, reset_aft
                 q_tape[k, b] = 0.0
                 continue
             g = gates[k, b]
-            q_in = rec[i, 2 * hidden:] if reset_after else q_rec[i]
-            _output_row(xproj[t, b, 2 * hidden:], q_in, b_hn, g[:hidden], g[hidden:2 * hidden],
+            q_in = rec[i, 2 * hidden:3 * hidden] if reset_after else q_rec[i]
+            a_n = rec[i, 3 * hidden:] if in_scan else xproj[t, b, 2 * hidden:]
+            _output_row(a_n, q_in, b_hn, g[:hidden], g[hidden:2 * hidden],
                         h_row, rh[i], reset_after, one, g[2 * hidden:], q_tape[k, b], out_row)
             y[t, b, col0:col0 + hidden] = out_row
 
 
 @par_jit
-def _forward_blocks(xproj, w_rec_t, whn_t, b_hn, lengths, reverse, keep, reset_after, y, col0,
-                    hs, gates, q_tape, blocks):
-    batch = xproj.shape[1]
+def _forward_blocks(xproj, x, w_rec_t, whn_t, nx_panel, b_hn, lengths, reverse, keep,
+                    reset_after, y, col0, hs, gates, q_tape, blocks):
+    batch = x.shape[1]
     for part in prange(blocks):
-        _forward_rows(xproj, w_rec_t, whn_t, b_hn, lengths, reverse, keep, reset_after, y, col0, hs,
-                      gates, q_tape, *batch_block(part, blocks, batch))
+        _forward_rows(xproj, x, w_rec_t, whn_t, nx_panel, b_hn, lengths, reverse, keep,
+                      reset_after, y, col0, hs, gates, q_tape, *batch_block(part, blocks, batch))
 
 
 @scan_jit
@@ -212,6 +262,28 @@ def _recurrent_weights(spec, weights):
             np.ascontiguousarray(weight_hh[2 * hidden:]))
 
 
+def _scan_inputs(spec, weights, x, bias, blocks):
+    """``(xproj, x_in_scan, w_rec_t, whn_t, nx_panel)`` for :func:`_forward_rows`: the
+    input in the step when :func:`~._common.input_in_scan` allows it (no
+    projection), else an input projection and the panels of
+    :func:`_recurrent_weights` (``x`` and ``nx_panel`` then without columns)."""
+    hidden, weight_ih, weight_hh = spec.hidden_size, weights["weight_ih"], weights["weight_hh"]
+    steps, batch = x.shape[0], x.shape[1]
+    dtype = weight_hh.dtype
+    no_columns = np.empty((steps, batch, 0), dtype)
+    if is_tokens(x) or not input_in_scan(x, weight_ih):
+        w_rec, whn = _recurrent_weights(spec, weights)
+        return (input_projection(x, weight_ih, bias, split_kernel(blocks)), no_columns,
+                weight_panel(w_rec, transpose=True), weight_panel(whn, transpose=True),
+                np.empty((0, 1), dtype))
+    rz, n = slice(0, 2 * hidden), slice(2 * hidden, 3 * hidden)
+    bias = np.zeros(3 * hidden, dtype) if bias is None else bias
+    rz_weights = joined_weights(weight_ih[rz], weight_hh[rz], bias[rz])
+    nx_weights = joined_weights(weight_ih[n], weight_ih[n, :0], bias[n])
+    return (no_columns, x, weight_panel(rz_weights, transpose=True),
+            weight_panel(weight_hh[n], transpose=True), weight_panel(nx_weights, transpose=True))
+
+
 def _blocks(spec, batch):
     """Blocks of sequences the scans split the batch into (:func:`~._threads.batch_blocks`)."""
     blocks = batch_blocks(batch * 3 * spec.hidden_size * spec.hidden_size, batch)
@@ -234,17 +306,14 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
         b_hn = np.ascontiguousarray(b_hh[2 * hidden:])
     else:
         bias, b_hn = None, np.zeros(hidden, dtype)
-    w_rec, whn = _recurrent_weights(spec, weights)
     slots = tape_length(steps, keep_tape)
     hs = state_buffer(state0[0], steps, keep_tape, reverse)
     gates = _memory.empty((slots, batch, 3 * hidden), dtype)
     q_tape = _memory.empty((slots, batch, hidden), dtype)
-    args = (weight_panel(w_rec, transpose=True), weight_panel(whn, transpose=True), b_hn, lengths,
-            reverse, keep_tape,
-            spec.reset_after, y, col0, hs, gates, q_tape)
+    args = (b_hn, lengths, reverse, keep_tape, spec.reset_after, y, col0, hs, gates, q_tape)
     with blas_threads_for(blocks > 1):
         run_scan(blocks, _forward_blocks, _forward_rows, batch,
-                 input_projection(x, weights["weight_ih"], bias, split_kernel(blocks)), *args)
+                 *_scan_inputs(spec, weights, x, bias, blocks), *args)
     state_n = (hs[final_slot(steps, keep_tape, reverse)].copy(),)
     if not keep_tape:
         return state_n, None
