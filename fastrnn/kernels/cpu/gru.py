@@ -348,6 +348,11 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
             accumulate_outer(grad_hh[:2 * hidden], d_ih[:, :, :2 * hidden], h_before, split)
             accumulate_outer(grad_hh[2 * hidden:], d_ih[:, :, 2 * hidden:], tape["q"], split)
     if spec.bias:
-        grads["bias_ih"] += column_sums(d_ih)
-        grads["bias_hh"] += column_sums(d_hh if spec.reset_after else d_ih)
+        bias_ih_grad = column_sums(d_ih)
+        grads["bias_ih"] += bias_ih_grad
+        if spec.reset_after:   # d_hh's r and z columns are d_ih's: only its n block is new
+            grads["bias_hh"][:2 * hidden] += bias_ih_grad[:2 * hidden]
+            grads["bias_hh"][2 * hidden:] += column_sums(d_hh[:, :, 2 * hidden:])
+        else:
+            grads["bias_hh"] += bias_ih_grad
     return (dh0,)
