@@ -167,28 +167,37 @@ def step_sums(xproj, x, t, b0, b1, h_prev, panel, joined, sums):
         strip_product_add(h_prev, panel, sums.shape[1], sums, 0)
 
 
-def scan_inputs(x, weight_ih, weight_hh, bias, blocks):
-    """``(xproj, x_in_scan, panel)`` for a batch-split scan's :func:`step_sums`.
+def scan_input(x, weight_ih, bias, blocks):
+    """``(xproj, x_in_scan)``: how a batch-split scan gets its input.
 
-    A dense input passing :func:`input_in_scan`: no projection (no columns), ``x``
-    itself and the panel of :func:`joined_weights`. Otherwise (tokens, wide input):
-    the input projection (:func:`input_projection`), an ``x`` without features and
-    the panel of ``W_hh.T``.
+    A dense input passing :func:`input_in_scan`: no projection (no columns) and
+    ``x`` itself, its product computed in each step. Otherwise (tokens, a wide
+    input): the input projection (:func:`input_projection`) and an ``x`` without
+    features.
     """
     steps, batch = x.shape[0], x.shape[1]
-    no_columns = np.empty((steps, batch, 0), weight_hh.dtype)
+    no_columns = np.empty((steps, batch, 0), weight_ih.dtype)
     if not is_tokens(x) and input_in_scan(x, weight_ih):
-        return no_columns, x, weight_panel(joined_weights(weight_ih, weight_hh, bias),
-                                           transpose=True)
-    return (input_projection(x, weight_ih, bias, split_kernel(blocks)), no_columns,
-            weight_panel(weight_hh, transpose=True))
+        return no_columns, x
+    return input_projection(x, weight_ih, bias, split_kernel(blocks)), no_columns
 
 
-def joined_weights(weight_ih, weight_hh, bias):
-    """``[bias, W_ih, W_hh]`` (G, 1 + I + H): the weights of :func:`join_rows`' rows
-    (zeros for no bias)."""
-    bias = np.zeros(weight_ih.shape[0], weight_ih.dtype) if bias is None else bias
-    return np.concatenate([bias[:, None], weight_ih, weight_hh], axis=1)
+def scan_inputs(x, weight_ih, weight_hh, bias, blocks):
+    """``(xproj, x_in_scan, panel)`` for a batch-split scan's :func:`step_sums`: those of
+    :func:`scan_input` and the panel of :func:`joined_weights` when the input's
+    product is computed in the step, else the panel of ``W_hh.T``."""
+    xproj, x_in_scan = scan_input(x, weight_ih, bias, blocks)
+    if x_in_scan.shape[2] > 0:
+        return xproj, x_in_scan, weight_panel(joined_weights(bias, weight_ih, weight_hh),
+                                              transpose=True)
+    return xproj, x_in_scan, weight_panel(weight_hh, transpose=True)
+
+
+def joined_weights(bias, *weights):
+    """``[bias, *weights]`` (G, 1 + columns of the weights), e.g. ``[bias, W_ih, W_hh]``: the
+    weights of :func:`join_rows`' rows (or of their leading columns); zeros for no bias."""
+    bias = np.zeros(weights[0].shape[0], weights[0].dtype) if bias is None else bias
+    return np.concatenate([bias[:, None], *weights], axis=1)
 
 
 @scan_jit

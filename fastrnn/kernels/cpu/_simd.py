@@ -1,8 +1,10 @@
 """A register-tiled matrix product written as explicit LLVM vector code.
 
-:func:`panel_product` computes ``out[i, c0 + c] = sum_k a[i, k] * w[k, w0 + c]``:
-the recurrent product of a time step, with ``a`` the states of the batch
-(B, K) and ``w`` a (K, N) panel of weights. Its inner kernel is a numba
+:func:`panel_product` computes ``out[i, c0 + c] = sum_k a[i, k] * w[k, w0 + c]``,
+with ``a`` the states of the batch (B, K) and ``w`` a (K, N) panel of weights
+(the recurrent product of a time step reads the same panel packed in strips,
+:mod:`._strips`, through the same tiles; this form runs the input gradient).
+Its inner kernel is a numba
 intrinsic (:func:`_tile`) that keeps a tile of 8 rows by 2 vectors of the
 output in registers for the whole sum over k: per k it loads two vectors of
 ``w``, broadcasts one element of each of the 8 rows of ``a`` and issues 16

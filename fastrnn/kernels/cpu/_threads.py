@@ -2,7 +2,7 @@
 
 A scan whose step is large enough runs on numba's threads: each thread owns a
 block of hidden units, computes their recurrent product with its own kernel
-(:func:`~._simd.panel_product`, the weights of its units staying in its core's cache)
+(:func:`~._strips.strip_product`, the weights of its units staying in its core's cache)
 and their pointwise math, and the large GEMMs before and after the loop are
 split into row blocks, one per numba thread (:mod:`._gemm`: the input
 projection a single-threaded BLAS call per block, the gradients the
@@ -89,7 +89,7 @@ def batch_blocks(work_per_step, batch):
 
     Sequences never interact, so each numba thread can run the whole time loop
     for its own block of them, with no synchronisation between steps; each
-    step's recurrent product is then one :func:`~._simd.panel_product` per block.
+    step's recurrent product is then one :func:`~._strips.strip_product` per block.
     That pays once every block's product is a real GEMM (see
     :data:`fastrnn.config.SPLIT_MIN_ROWS`). The block count is the constant
     :data:`~._gemm.SPLIT`, not the thread count, so results are the same on

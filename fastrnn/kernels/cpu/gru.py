@@ -21,10 +21,9 @@ from ... import _memory
 from ...cells.gru import (gru_backward_point, gru_gates_point, gru_output_point,
                           gru_reset_before_point)
 from ._common import (accumulate_input_grads, accumulate_outer, column_sums, entering_states,
-                      error_guard, final_slot, guarded_output_grad, input_in_scan,
-                      input_projection, is_tokens, join_rows, joined_buffer, joined_weights,
-                      recurrent_product, run_scan, scratch, split_kernel, state_buffer,
-                      step_slots, tape_length, weight_panel)
+                      error_guard, final_slot, guarded_output_grad, join_rows, joined_buffer,
+                      joined_weights, recurrent_product, run_scan, scan_input, scratch,
+                      state_buffer, step_slots, tape_length, weight_panel)
 from ._gemm import batch_block
 from ._jit import par_jit, point_jit, row_jit, scan_jit
 from ._strips import leading_strip_product, strip_product
@@ -263,25 +262,22 @@ def _recurrent_weights(spec, weights):
 
 
 def _scan_inputs(spec, weights, x, bias, blocks):
-    """``(xproj, x_in_scan, w_rec_t, whn_t, nx_panel)`` for :func:`_forward_rows`: the
-    input in the step when :func:`~._common.input_in_scan` allows it (no
-    projection), else an input projection and the panels of
-    :func:`_recurrent_weights` (``x`` and ``nx_panel`` then without columns)."""
+    """``(xproj, x_in_scan, w_rec_t, whn_t, nx_panel)`` for :func:`_forward_rows`: those
+    of :func:`~._common.scan_input` and the panels of :func:`_joined_sums` when the
+    input's product is computed in the step, else the panels of
+    :func:`_recurrent_weights` (``nx_panel`` then without columns)."""
     hidden, weight_ih, weight_hh = spec.hidden_size, weights["weight_ih"], weights["weight_hh"]
-    steps, batch = x.shape[0], x.shape[1]
-    dtype = weight_hh.dtype
-    no_columns = np.empty((steps, batch, 0), dtype)
-    if is_tokens(x) or not input_in_scan(x, weight_ih):
+    xproj, x_in_scan = scan_input(x, weight_ih, bias, blocks)
+    if x_in_scan.shape[2] == 0:
         w_rec, whn = _recurrent_weights(spec, weights)
-        return (input_projection(x, weight_ih, bias, split_kernel(blocks)), no_columns,
-                weight_panel(w_rec, transpose=True), weight_panel(whn, transpose=True),
-                np.empty((0, 1), dtype))
+        return (xproj, x_in_scan, weight_panel(w_rec, transpose=True),
+                weight_panel(whn, transpose=True), np.empty((0, 1), weight_hh.dtype))
     rz, n = slice(0, 2 * hidden), slice(2 * hidden, 3 * hidden)
-    bias = np.zeros(3 * hidden, dtype) if bias is None else bias
-    rz_weights = joined_weights(weight_ih[rz], weight_hh[rz], bias[rz])
-    nx_weights = joined_weights(weight_ih[n], weight_ih[n, :0], bias[n])
-    return (no_columns, x, weight_panel(rz_weights, transpose=True),
-            weight_panel(weight_hh[n], transpose=True), weight_panel(nx_weights, transpose=True))
+    b_rz, b_in = (None, None) if bias is None else (bias[rz], bias[n])
+    return (xproj, x_in_scan,
+            weight_panel(joined_weights(b_rz, weight_ih[rz], weight_hh[rz]), transpose=True),
+            weight_panel(weight_hh[n], transpose=True),
+            weight_panel(joined_weights(b_in, weight_ih[n]), transpose=True))
 
 
 def _blocks(spec, batch):

@@ -267,7 +267,7 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
                 xtable, xindex = token_table(wih, bias), x.reshape(steps, batch)
             elif input_in_scan(x, wih):
                 xtable, xindex = np.empty((0, 0), dtype), zero_index(steps, batch)
-                x_in_scan, whh = x, joined_weights(wih, whh, bias)
+                x_in_scan, whh = x, joined_weights(bias, wih, whh)
             else:
                 xproj = input_projection(x, wih, bias, split_project)
                 xtable, xindex = xproj.reshape(steps * batch, -1), row_index(steps, batch)
