@@ -211,3 +211,19 @@ def test_lstm_inference_equals_the_training_forward_bit_for_bit(split, options):
     lengths = [6, 2, 5, 1]
     assert_inference_equals_training(layer, x, lengths)
     assert split["forward"] > 0
+
+
+@pytest.mark.parametrize("batch, blocks", [(7, 1), (7, 2), (1, 2), (5, 3), (64, 2)])
+def test_block_sums_adds_the_row_of_every_nonempty_block_once(batch, blocks):
+    """The backward scans leave each block's bias sums in the row of its first
+    sequence; :func:`block_sums` adds exactly those rows, in block order."""
+    from fastrnn.kernels.cpu._common import block_sums
+    from fastrnn.kernels.cpu._gemm import batch_block
+    sums = np.full((batch, 3), np.nan)           # rows no block owns are never read
+    want = np.zeros(3)
+    for part in range(blocks):
+        b0, b1 = batch_block(part, blocks, batch)
+        if b1 > b0:
+            sums[b0] = [part + 1.0, 10.0 * (part + 1), 0.5]
+            want += sums[b0]
+    np.testing.assert_array_equal(block_sums(sums, blocks), want)

@@ -179,11 +179,45 @@ def test_outer_product_add_gives_the_same_bits_whichever_rows_a_call_takes(dtype
     d, inputs, grad, _ = _outer_operands(rng, OUTER_PASS + 70, rows, 3 * _lanes(dtype), dtype)
     whole, split, pieces = grad.copy(), grad.copy(), grad.copy()
     _outer(d, inputs, whole, 0, rows)
-    split_outer_product_add(split, d, inputs, *_no_more(d, grad))
+    split_outer_product_add(split, d, inputs, *_no_more(d, grad), 0, rows)
     for g0, g1 in ((0, 16), (16, 40), (40, rows)):
         _outer(d, inputs, pieces, g0, g1)
     np.testing.assert_array_equal(split, whole)
     np.testing.assert_array_equal(pieces, whole)
+    # bounds that are not multiples of 8 (the GRU's 2H rows of an odd H), on the threads too
+    odd, odd_split = grad.copy(), grad.copy()
+    for g0, g1 in ((0, 10), (10, 27), (27, rows)):
+        _outer(d, inputs, odd, g0, g1)
+        split_outer_product_add(odd_split, d, inputs, *_no_more(d, grad), g0, g1)
+    np.testing.assert_array_equal(odd, whole)
+    np.testing.assert_array_equal(odd_split, whole)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("split", [True, False], ids=["threads", "blas"])
+def test_accumulate_outer_of_some_rows_reads_their_columns_in_place(split, dtype):
+    """``rows=(g0, g1)``: the gradients' rows ``g0:g1`` from ``d_pre``'s columns ``g0:g1``
+    (W_hh's r and z rows of the GRU from the input side's gradient), a second
+    gradient in the same sweep, and no other row touched."""
+    rng = np.random.default_rng(8)
+    d_pre = rng.standard_normal((5, 6, 39)).astype(dtype)
+    x = rng.standard_normal((5, 6, 28)).astype(dtype)
+    h = rng.standard_normal((5, 6, 2 * _lanes(dtype))).astype(dtype)
+    grad_ih = rng.standard_normal((39, 28)).astype(dtype)
+    grad_hh = rng.standard_normal((39, h.shape[2])).astype(dtype)
+    start_ih, start_hh = grad_ih.copy(), grad_hh.copy()
+    accumulate_outer(grad_ih, d_pre, x, split, (grad_hh, h), rows=(0, 26))
+    accumulate_outer(grad_ih, d_pre, x, split, rows=(26, 39))
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    want_ih = start_ih.astype(np.float64) + np.einsum("tbg,tbc->gc", d_pre, x)
+    want_hh = start_hh.astype(np.float64) + np.einsum("tbg,tbc->gc", d_pre, h)
+    np.testing.assert_allclose(grad_ih, want_ih, rtol=tol, atol=tol)
+    np.testing.assert_allclose(grad_hh[:26], want_hh[:26], rtol=tol, atol=tol)
+    np.testing.assert_array_equal(grad_hh[26:], start_hh[26:])
+    if split:   # the same bits as the whole gradient in one call
+        whole = start_ih.copy()
+        accumulate_outer(whole, d_pre, x, True)
+        np.testing.assert_array_equal(grad_ih, whole)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -207,7 +241,7 @@ def test_a_second_gradient_in_the_same_sweep_changes_no_bit(dtype):
     split = rng.standard_normal(grad.shape).astype(dtype)
     more_split = rng.standard_normal(more_grad.shape).astype(dtype)
     start, more_start = split.copy(), more_split.copy()
-    split_outer_product_add(split, d, inputs, more_split, more_inputs)
+    split_outer_product_add(split, d, inputs, more_split, more_inputs, 0, rows)
     _outer(d, inputs, start, 0, rows)
     _outer(d, more_inputs, more_start, 0, rows)
     np.testing.assert_array_equal(split, start)

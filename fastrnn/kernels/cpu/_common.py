@@ -54,9 +54,9 @@ def _project(x_rows, weight_ih, bias, out):
 
 
 @scan_jit
-def _outer_add(grad, d_rows, in_rows):
-    gemm(True, d_rows, 0, False, in_rows, 0, grad.shape[0], grad.shape[1], d_rows.shape[0], 1.0,
-         grad, 0)
+def _outer_add(grad, d_rows, in_rows, g0, g1):
+    gemm(True, d_rows, g0, False, in_rows, 0, g1 - g0, grad.shape[1], d_rows.shape[0], 1.0,
+         grad, g0 * grad.shape[1])
 
 
 @scan_jit
@@ -282,7 +282,7 @@ def _rows(array):
     return np.ascontiguousarray(array).reshape(-1, array.shape[-1])
 
 
-def accumulate_outer(grad, d_pre, inputs, split=False, more=None):
+def accumulate_outer(grad, d_pre, inputs, split=False, more=None, rows=None):
     """``grad += sum_t d_pre[t]^T inputs[t]`` as one GEMM over all steps.
 
     With ``split``, on numba's threads (:mod:`._threads`):
@@ -300,12 +300,18 @@ def accumulate_outer(grad, d_pre, inputs, split=False, more=None):
     same ``d_pre`` (``W_hh``'s beside ``W_ih``'s); with ``split`` both are summed
     in one sweep over ``d_pre`` when their inputs are narrow enough
     (:data:`~._simd.FUSED_OUTER_BYTES`). No bit depends on that.
+
+    ``rows``, a pair ``(g0, g1)``, updates only the gradients' rows ``g0:g1``,
+    from ``d_pre``'s columns ``g0:g1`` read in place (the GRU's ``W_hh`` r and z
+    rows from the input side's gradient). An element's bits do not depend on
+    the rows a call takes.
     """
     d_rows = _rows(d_pre)
+    g0, g1 = (0, grad.shape[0]) if rows is None else rows
     pairs = [(grad, _rows(inputs))] + ([] if more is None else [(more[0], _rows(more[1]))])
     if not split:
         for target, in_rows in pairs:
-            _outer_add(target, d_rows, in_rows)
+            _outer_add(target, d_rows, in_rows, g0, g1)
         return
     columns = sum(in_rows.shape[1] for _, in_rows in pairs)
     if len(pairs) == 2 and OUTER_PASS * columns * d_rows.itemsize > FUSED_OUTER_BYTES:
@@ -317,16 +323,16 @@ def accumulate_outer(grad, d_pre, inputs, split=False, more=None):
     for sweep in sweeps:
         if len(sweep) == 1:
             sweep = sweep + [no_second]
-        _add_on_whole_vectors(split_outer_product_add, d_rows, *sweep)
+        _add_on_whole_vectors(split_outer_product_add, d_rows, *sweep, last=(g0, g1))
 
 
-def _add_on_whole_vectors(kernel, a, *pairs):
-    """``kernel(out, a, b, out2, b2, ...)`` (products added to each ``out`` by the
+def _add_on_whole_vectors(kernel, a, *pairs, last=()):
+    """``kernel(out, a, b, out2, b2, ..., *last)`` (products added to each ``out`` by the
     register tiles) for the ``(out, b)`` pairs, every ``out`` and ``b`` given whole
     vectors of columns (:func:`_whole_vectors`); a padded ``out`` is copied back."""
     padded = [(_whole_vectors(out), _whole_vectors(b)) for out, b in pairs]
     (first, first_b), rest = padded[0], [array for pair in padded[1:] for array in pair]
-    kernel(first, a, first_b, *rest)
+    kernel(first, a, first_b, *rest, *last)
     for (out, _), (target, _) in zip(pairs, padded):
         if target is not out:
             out[...] = target[:, :out.shape[1]]
@@ -490,6 +496,26 @@ def error_guard(clip, norms):
             np.zeros((0, 0), np.float64) if norms is None else norms)
 
 
+def block_sums(sums, blocks):
+    """The sums of a scan's :func:`~._gemm.batch_block` blocks of sequences, added in
+    block order: each block's scan leaves its own in row ``b0`` (its first
+    sequence) of ``sums`` (B, F), so no two threads write one row.
+
+    A backward scan sums the bias gradient this way, each step's rows while
+    they are in cache, rather than in a pass over the whole (T, B, G) gradient
+    afterwards (the GRU (100, 64, 128, 256), one thread: 0.2 against 1.6 ms).
+    The order of the sums depends on the block count, which depends on the
+    shapes only, never on the number of threads.
+    """
+    batch = sums.shape[0]
+    total = np.zeros(sums.shape[1], sums.dtype)
+    for part in range(blocks):
+        b0, b1 = part * batch // blocks, (part + 1) * batch // blocks   # as batch_block
+        if b1 > b0:
+            total += sums[b0]
+    return total
+
+
 def column_sums(d_pre):
     """Sum of a (T, B, G) gradient over time and batch: the bias gradient."""
     return d_pre.reshape(-1, d_pre.shape[-1]).sum(axis=0)
@@ -564,6 +590,14 @@ def recurrent_product(h, panel, product):
     float64 1.1-2x.
     """
     strip_product(h, panel, product.shape[1], product, 0)
+
+
+@row_jit
+def add_to(total, row):
+    """``total += row`` for 1-D rows: a running sum (out of line, so that it vectorises;
+    :func:`add_into` with ``out`` the same array as ``a`` did not, 4x slower)."""
+    for j in range(total.shape[0]):
+        total[j] += row[j]
 
 
 @row_jit

@@ -56,23 +56,24 @@ def split_project(x_rows, weight, bias, out):
 
 
 @inline_jit
-def _tile_bound(part, rows):
-    """Start of row block ``part`` of :data:`SPLIT` (``rows`` for ``part == SPLIT``),
-    a multiple of 8 so that every block is whole row tiles but the last."""
+def _tile_bound(part, g0, g1):
+    """Start of block ``part`` of :data:`SPLIT` of the rows ``g0:g1`` (``g1`` for
+    ``part == SPLIT``), ``g0`` plus a multiple of 8 so that every block is whole
+    row tiles but the last."""
     if part >= SPLIT:
-        return rows
-    return min(rows, part * rows // SPLIT // 8 * 8)
+        return g1
+    return g0 + min(g1 - g0, part * (g1 - g0) // SPLIT // 8 * 8)
 
 
 @par_jit
-def split_outer_product_add(grad, d_rows, in_rows, more_grad, more_rows):
+def split_outer_product_add(grad, d_rows, in_rows, more_grad, more_rows, g0, g1):
     """``grad += d_rows.T @ in_rows`` and ``more_grad += d_rows.T @ more_rows`` in one
-    sweep (:func:`~._simd.outer_product_add`; ``more_*`` with no columns: none),
-    the gradients' rows in :data:`SPLIT` blocks on numba's threads."""
-    rows = grad.shape[0]
+    sweep (:func:`~._simd.outer_product_add`; ``more_*`` with no columns: none)
+    for the gradients' rows ``g0:g1`` (``d_rows``' columns ``g0:g1``), in
+    :data:`SPLIT` blocks on numba's threads."""
     for part in prange(SPLIT):
-        outer_product_add(d_rows, in_rows, grad, more_rows, more_grad, _tile_bound(part, rows),
-                          _tile_bound(part + 1, rows))
+        outer_product_add(d_rows, in_rows, grad, more_rows, more_grad, _tile_bound(part, g0, g1),
+                          _tile_bound(part + 1, g0, g1))
 
 
 @par_jit

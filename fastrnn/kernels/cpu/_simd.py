@@ -256,12 +256,12 @@ OUTER_COLUMNS = 256
 
 
 @row_jit
-def _outer_tiles(d, g, k0, span, inputs, c, grad, wide):
-    """One tile of rows ``g:g + 8`` (or one row, when ``g + 8`` passes the end) and 2
-    vectors (1 when not ``wide``) of columns from ``c`` of ``grad``."""
+def _outer_tiles(d, g, k0, span, inputs, c, grad, wide, eight):
+    """One tile of rows ``g:g + 8`` (one row, when not ``eight``) and 2 vectors (1 when
+    not ``wide``) of columns from ``c`` of ``grad``."""
     ldd, ldi, ldg = d.shape[1], inputs.shape[1], grad.shape[1]
     a0, w0, o0 = k0 * ldd + g, k0 * ldi + c, g * ldg + c
-    if g + 8 <= grad.shape[0]:
+    if eight:
         if wide:
             _outer_8x2(d, a0, ldd, inputs, w0, ldi, span, grad, o0, ldg, True)
         else:
@@ -273,13 +273,13 @@ def _outer_tiles(d, g, k0, span, inputs, c, grad, wide):
 
 
 @row_jit
-def _outer_columns(d, g, k0, span, inputs, grad, c, c1, lanes):
+def _outer_columns(d, g, k0, span, inputs, grad, c, c1, lanes, eight):
     """The tiles of :func:`_outer_tiles` for grad rows ``g`` over its columns ``c:c1``."""
     while c + 2 * lanes <= c1:
-        _outer_tiles(d, g, k0, span, inputs, c, grad, True)
+        _outer_tiles(d, g, k0, span, inputs, c, grad, True, eight)
         c += 2 * lanes
     if c < c1:
-        _outer_tiles(d, g, k0, span, inputs, c, grad, False)
+        _outer_tiles(d, g, k0, span, inputs, c, grad, False, eight)
 
 
 @row_jit
@@ -308,7 +308,8 @@ def outer_product_add(d, inputs, grad, more_inputs, more_grad, g0, g1):
         multiples of the vector lanes (``more_*`` of M = 0 columns: none)
     grad, more_grad : ndarray, shape (G, N) and (G, M), C-contiguous, same dtype
     g0, g1 : int
-        The rows to update; ``g0`` and, unless it is G, ``g1`` multiples of 8.
+        The rows to update (each row's bits are the same whatever rows a call
+        takes: a tile of 8 rows and a single row sum alike).
     """
     lanes = VECTOR_BYTES // d.itemsize
     depth = d.shape[0]
@@ -320,12 +321,13 @@ def outer_product_add(d, inputs, grad, more_inputs, more_grad, g0, g1):
             c1 = min(total, c0 + OUTER_COLUMNS)
             g = g0
             while g < g1:
+                eight = g + 8 <= g1
                 if c0 < cols:
-                    _outer_columns(d, g, k0, span, inputs, grad, c0, min(c1, cols), lanes)
+                    _outer_columns(d, g, k0, span, inputs, grad, c0, min(c1, cols), lanes, eight)
                 if c1 > cols:
                     _outer_columns(d, g, k0, span, more_inputs, more_grad, max(c0, cols) - cols,
-                                   c1 - cols, lanes)
-                g += 8 if g + 8 <= grad.shape[0] else 1
+                                   c1 - cols, lanes, eight)
+                g += 8 if eight else 1
 
 
 #: Two weight gradients share one sweep of :func:`outer_product_add` over ``d``

@@ -20,13 +20,13 @@ from numba import prange
 from ... import _memory
 from ...cells.gru import (gru_backward_point, gru_gates_point, gru_output_point,
                           gru_reset_before_point)
-from ._common import (accumulate_input_grads, accumulate_outer, column_sums, entering_states,
-                      error_guard, final_slot, guarded_output_grad, join_rows, joined_buffer,
-                      joined_weights, recurrent_product, run_scan, scan_input, scratch,
-                      state_buffer, step_slots, tape_length, weight_panel)
+from ._common import (accumulate_input_grads, accumulate_outer, accumulate_product, add_to,
+                      block_sums, entering_states, error_guard, final_slot, guarded_output_grad, is_tokens,
+                      join_rows, joined_buffer, joined_weights, recurrent_product, run_scan,
+                      scan_input, scratch, state_buffer, step_slots, tape_length, weight_panel)
 from ._gemm import batch_block
 from ._jit import par_jit, point_jit, row_jit, scan_jit
-from ._strips import leading_strip_product, strip_product
+from ._strips import leading_strip_product, strip_product, strip_product_add
 from ._threads import batch_blocks, blas_threads_for, note_scan_pool
 
 _gates_point = point_jit(gru_gates_point)
@@ -81,12 +81,12 @@ def _output_row(a_n, q_in, b_hn, r, z, h_prev, rh, reset_after, one, n, q, h_nex
 def _backward_row(dh, dy, r, z, n, h_prev, q, reset_after, one, da_r, da_z, da_n, dq, da_n_copy,
                   direct):
     """Backward of one row up to the products: pre-activation gradients, ``dq`` (the
-    recurrent n block's, after; ``da_n`` itself, before) and ``dh * z``."""
+    gradient of ``W_hn h + b_hn``, after) or a copy of ``da_n`` (before), and
+    ``dh * z``."""
     if reset_after:
         for j in range(dh.shape[0]):
             da_r[j], da_z[j], da_n[j], dq[j], direct[j] = _backward_point(
                 dh[j] + dy[j], r[j], z[j], n[j], h_prev[j], q[j], True, one)
-            da_n_copy[j] = da_n[j]
     else:
         for j in range(dh.shape[0]):
             da_r[j], da_z[j], da_n[j], _, direct[j] = _backward_point(
@@ -188,12 +188,24 @@ def _forward_blocks(xproj, x, w_rec_t, whn_t, nx_panel, b_hn, lengths, reverse, 
 
 
 @scan_jit
-def _backward_rows(dy, col0, dh_n, w_rec, whn, lengths, reverse, reset_after, hs, gates,
-                   q_tape, d_ih, d_hh, dh0, clip, norms, b0, b1):
-    """Backward scan of the sequences ``b0:b1``."""
-    steps, batch, _ = d_ih.shape
+def _backward_rows(dy, col0, dh_n, w_rz, whn, lengths, reverse, reset_after, hs, gates,
+                   q_tape, d_ih, d_q, dh0, sums, clip, norms, b0, b1):
+    """Backward scan of the sequences ``b0:b1``.
+
+    ``d_ih`` (T, B, 3H) gets the input pre-activations' gradients and, reset
+    after, ``d_q`` (T, B, H) the gradients of ``W_hn h + b_hn``: the recurrent
+    pre-activations' r and z columns are ``d_ih``'s, read in place, so
+    ``dL/dh_{t-1}`` gets ``d_ih[t][:, :2H] @ [W_hr; W_hz]`` (the first ``2H``
+    columns of the rows, :func:`~._strips.leading_strip_product`) and then
+    ``d_q[t] @ W_hn`` added to the same sums (before: ``da_n``'s product is
+    ``dL/d(r * h)``, and the r and z product comes last).
+
+    With columns in ``sums`` (B, 3H or 4H), its row ``b0`` gets the block's sums of
+    ``d_ih`` (and ``d_q``) over its steps and sequences (:func:`~._common.block_sums`)."""
+    steps, batch, gate_cols = d_ih.shape
     hidden = dh_n.shape[1]
     rows = b1 - b0
+    totals = np.zeros(sums.shape[1], d_ih.dtype)
     one = np.ones(1, d_ih.dtype)[0]
     dh = dh_n[b0:b1].copy()
     dh_rec = np.empty((rows, hidden), d_ih.dtype)
@@ -201,7 +213,6 @@ def _backward_rows(dy, col0, dh_n, w_rec, whn, lengths, reverse, reset_after, hs
     dh_reset = np.zeros((rows, hidden), d_ih.dtype)
     da_n = np.zeros((rows, hidden), d_ih.dtype)
     d_rh = np.empty((rows, hidden), d_ih.dtype)
-    d_rz = np.zeros((rows, 2 * hidden), d_ih.dtype)
     zeros = np.zeros((batch, dy.shape[2]), d_ih.dtype)
     for s in range(steps):
         t, before, _ = step_slots(steps - 1 - s, steps, reverse, True)
@@ -211,44 +222,48 @@ def _backward_rows(dy, col0, dh_n, w_rec, whn, lengths, reverse, reset_after, hs
             if t >= lengths[b]:
                 d_ih[t, b] = 0.0
                 if reset_after:
-                    d_hh[t, b] = 0.0
+                    d_q[t, b] = 0.0
                 da_n[i] = 0.0
-                d_rz[i] = 0.0
                 continue
             g, di = gates[t, b], d_ih[t, b]
-            dq = d_hh[t, b, 2 * hidden:] if reset_after else di[2 * hidden:]
+            dq = d_q[t, b] if reset_after else di[2 * hidden:]
             _backward_row(dh[i], dy_t[b, col0:col0 + hidden], g[:hidden], g[hidden:2 * hidden],
                           g[2 * hidden:], hs[before, b], q_tape[t, b], reset_after, one,
                           di[:hidden], di[hidden:2 * hidden], di[2 * hidden:], dq, da_n[i],
                           dh_direct[i])
-            if reset_after:
-                d_hh[t, b, :2 * hidden] = di[:2 * hidden]
         if reset_after:
-            recurrent_product(d_hh[t, b0:b1], w_rec, dh_rec)
+            leading_strip_product(d_ih[t, b0:b1], 2 * hidden, w_rz, hidden, dh_rec, 0)
+            strip_product_add(d_q[t, b0:b1], whn, hidden, dh_rec, 0)
         else:
             recurrent_product(da_n, whn, d_rh)
             for i in range(rows):
                 b = b0 + i
                 if t >= lengths[b]:
                     continue
-                di = d_ih[t, b]
-                _reset_before_row(d_rh[i], gates[t, b, :hidden], hs[before, b], one, di[:hidden],
-                                  dh_reset[i])
-                d_rz[i] = di[:2 * hidden]
-            recurrent_product(d_rz, w_rec, dh_rec)
+                _reset_before_row(d_rh[i], gates[t, b, :hidden], hs[before, b], one,
+                                  d_ih[t, b, :hidden], dh_reset[i])
+            leading_strip_product(d_ih[t, b0:b1], 2 * hidden, w_rz, hidden, dh_rec, 0)
         for i in range(rows):
-            if t < lengths[b0 + i]:
+            b = b0 + i
+            if t < lengths[b]:
                 _sum_row(dh_rec[i], dh_direct[i], dh_reset[i], dh[i])
+                if totals.shape[0] > 0:
+                    add_to(totals[:gate_cols], d_ih[t, b])
+                    if reset_after:
+                        add_to(totals[gate_cols:], d_q[t, b])
     dh0[b0:b1] = dh
+    if rows > 0:
+        sums[b0] = totals
 
 
 @par_jit
-def _backward_blocks(dy, col0, dh_n, w_rec, whn, lengths, reverse, reset_after, hs, gates,
-                     q_tape, d_ih, d_hh, dh0, clip, norms, blocks):
+def _backward_blocks(dy, col0, dh_n, w_rz, whn, lengths, reverse, reset_after, hs, gates,
+                     q_tape, d_ih, d_q, dh0, sums, clip, norms, blocks):
     batch = d_ih.shape[1]
     for part in prange(blocks):
-        _backward_rows(dy, col0, dh_n, w_rec, whn, lengths, reverse, reset_after, hs, gates,
-                       q_tape, d_ih, d_hh, dh0, clip, norms, *batch_block(part, blocks, batch))
+        _backward_rows(dy, col0, dh_n, w_rz, whn, lengths, reverse, reset_after, hs, gates,
+                       q_tape, d_ih, d_q, dh0, sums, clip, norms,
+                       *batch_block(part, blocks, batch))
 
 
 def _recurrent_weights(spec, weights):
@@ -256,6 +271,11 @@ def _recurrent_weights(spec, weights):
     weight_hh = weights["weight_hh"]
     if spec.reset_after:
         return weight_hh, weight_hh[:0]
+    return _gate_blocks(spec, weight_hh)
+
+
+def _gate_blocks(spec, weight_hh):
+    """``W_hh``'s r and z rows and its n rows, each C-contiguous."""
     hidden = spec.hidden_size
     return (np.ascontiguousarray(weight_hh[:2 * hidden]),
             np.ascontiguousarray(weight_hh[2 * hidden:]))
@@ -325,30 +345,38 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
     blocks = _blocks(spec, batch)
     split = blocks > 1
     d_ih = scratch("d_ih", gates.shape, dtype)
-    d_hh = (scratch("d_hh", gates.shape, dtype) if spec.reset_after
-            else np.empty((0, batch, 3 * hidden), dtype))
+    d_q = (scratch("d_q", (steps, batch, hidden), dtype) if spec.reset_after
+           else np.empty((0, batch, hidden), dtype))
     dh0 = np.empty((batch, hidden), dtype)
-    w_rec, whn = _recurrent_weights(spec, weights)
-    args = (dy, col0, dstate_n[0], weight_panel(w_rec), weight_panel(whn), tape["lengths"],
-            reverse,
-            spec.reset_after, hs, gates, tape["q"], d_ih, d_hh, dh0,
+    sums = np.empty((batch, (4 if spec.reset_after else 3) * hidden if spec.bias else 0), dtype)
+    w_rz, whn = _gate_blocks(spec, weights["weight_hh"])
+    args = (dy, col0, dstate_n[0], weight_panel(w_rz), weight_panel(whn), tape["lengths"],
+            reverse, spec.reset_after, hs, gates, tape["q"], d_ih, d_q, dh0, sums,
             *error_guard(error_clip, error_norms))
-    grad_hh = grads["weight_hh"]
+    grad_ih, grad_hh = grads["weight_ih"], grads["weight_hh"]
     h_before = entering_states(hs, reverse)
-    with blas_threads_for(blocks > 1):
+    rz, n = (0, 2 * hidden), (2 * hidden, 3 * hidden)
+    with blas_threads_for(split):
         run_scan(blocks, _backward_blocks, _backward_rows, batch, *args)
-        accumulate_input_grads(d_ih, x, weights["weight_ih"], grads["weight_ih"], dx, split)
+        # W_hh's r and z rows multiply d_ih's r and z columns: summed in W_ih's sweep
+        if is_tokens(x):
+            accumulate_input_grads(d_ih, x, weights["weight_ih"], grad_ih, None, split)
+            accumulate_outer(grad_hh, d_ih, h_before, split, rows=rz)
+        else:
+            accumulate_outer(grad_ih, d_ih, x, split, (grad_hh, h_before), rows=rz)
+            accumulate_outer(grad_ih, d_ih, x, split, rows=n)
+            if dx is not None:
+                accumulate_product(dx, d_ih, weights["weight_ih"], split)
         if spec.reset_after:
-            accumulate_outer(grad_hh, d_hh, h_before, split)
+            accumulate_outer(grad_hh[2 * hidden:], d_q, h_before, split)
         else:
-            accumulate_outer(grad_hh[:2 * hidden], d_ih[:, :, :2 * hidden], h_before, split)
-            accumulate_outer(grad_hh[2 * hidden:], d_ih[:, :, 2 * hidden:], tape["q"], split)
+            accumulate_outer(grad_hh, d_ih, tape["q"], split, rows=n)
     if spec.bias:
-        bias_ih_grad = column_sums(d_ih)
-        grads["bias_ih"] += bias_ih_grad
-        if spec.reset_after:   # d_hh's r and z columns are d_ih's: only its n block is new
-            grads["bias_hh"][:2 * hidden] += bias_ih_grad[:2 * hidden]
-            grads["bias_hh"][2 * hidden:] += column_sums(d_hh[:, :, 2 * hidden:])
+        totals = block_sums(sums, blocks)
+        grads["bias_ih"] += totals[:3 * hidden]
+        if spec.reset_after:   # the recurrent r and z gradients are d_ih's: only d_q is new
+            grads["bias_hh"][:2 * hidden] += totals[:2 * hidden]
+            grads["bias_hh"][2 * hidden:] += totals[3 * hidden:]
         else:
-            grads["bias_hh"] += bias_ih_grad
+            grads["bias_hh"] += totals
     return (dh0,)

@@ -17,7 +17,8 @@ from numba import prange
 
 from ... import _memory, config
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
-from ._common import (accumulate_input_grads, accumulate_outer, add_into, bias_gradient,
+from ._common import (accumulate_input_grads, accumulate_outer, add_into, add_to, bias_gradient,
+                      block_sums,
                       entering_states, error_guard, final_slot, guard_step_error,
                       input_in_scan, input_projection, is_tokens, joined_buffer,
                       joined_weights, recurrent_product, row_index, run_scan, scan_inputs,
@@ -154,8 +155,9 @@ def _forward_blocks(xproj, x, panel, whr_t, peep, lengths, reverse, keep, couple
 
 @scan_jit
 def _backward_rows(dy, col0, dh_n, dc_n, whh, whr, lengths, reverse, coupled, peep, cs, gates,
-                   d_pre, dh_tape, dh0, dc0, clip, norms, b0, b1):
-    """Backward scan of the sequences ``b0:b1``."""
+                   d_pre, dh_tape, dh0, dc0, sums, clip, norms, b0, b1):
+    """Backward scan of the sequences ``b0:b1``; with columns in ``sums`` (B, G), its
+    row ``b0`` gets the block's sums of ``d_pre`` (:func:`~._common.block_sums`)."""
     steps = d_pre.shape[0]
     hidden = dc_n.shape[1]
     out = dh_n.shape[1]
@@ -170,6 +172,7 @@ def _backward_rows(dy, col0, dh_n, dc_n, whh, whr, lengths, reverse, coupled, pe
     dm = np.empty((rows, hidden), d_pre.dtype) if project else dh_total
     dh_rec = np.empty((rows, out), d_pre.dtype)
     shortest = lengths[b0:b1].min()
+    totals = np.zeros(sums.shape[1], d_pre.dtype)
     for s in range(steps):
         t, before, after = step_slots(steps - 1 - s, steps, reverse, True)
         for i in range(rows):
@@ -190,6 +193,8 @@ def _backward_rows(dy, col0, dh_n, dc_n, whh, whr, lengths, reverse, coupled, pe
                 continue
             _backward_row(dm[i], dc_next[i], gates[t, b], cs[before, b], cs[after, b], p_i, p_f,
                           p_o, coupled, one, d_pre[t, b], dc_prev[i])
+            if totals.shape[0] > 0:
+                add_to(totals, d_pre[t, b])
         recurrent_product(d_pre[t, b0:b1], whh, dh_rec)
         if t < shortest:
             dh, dh_rec = dh_rec, dh
@@ -200,15 +205,17 @@ def _backward_rows(dy, col0, dh_n, dc_n, whh, whr, lengths, reverse, coupled, pe
         dc_next, dc_prev = dc_prev, dc_next
     dh0[b0:b1] = dh
     dc0[b0:b1] = dc_next
+    if rows > 0:
+        sums[b0] = totals
 
 
 @par_jit
 def _backward_blocks(dy, col0, dh_n, dc_n, whh, whr, lengths, reverse, coupled, peep, cs,
-                     gates, d_pre, dh_tape, dh0, dc0, clip, norms, blocks):
+                     gates, d_pre, dh_tape, dh0, dc0, sums, clip, norms, blocks):
     batch = d_pre.shape[1]
     for part in prange(blocks):
         _backward_rows(dy, col0, dh_n, dc_n, whh, whr, lengths, reverse, coupled, peep, cs,
-                       gates, d_pre, dh_tape, dh0, dc0, clip, norms,
+                       gates, d_pre, dh_tape, dh0, dc0, sums, clip, norms,
                        *batch_block(part, blocks, batch))
 
 
@@ -361,6 +368,8 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
     guard = error_guard(error_clip, error_norms)
     mode = _scan_mode(spec, batch, dtype)
     split = mode != "serial"
+    blocks = SPLIT if mode == "blocks" else 1
+    sums = np.empty((batch, gates.shape[2] if spec.bias and mode != "units" else 0), dtype)
     with blas_threads_for(split):
         if mode == "units":
             lstm_threaded.backward_scan(dy, col0, dstate_n[0], dstate_n[1], weights["weight_hh"],
@@ -371,16 +380,16 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
             whr = weight_panel(weights["weight_hr"]) if project else np.empty((0, 0), dtype)
             args = (dy, col0, dstate_n[0], dstate_n[1], weight_panel(weights["weight_hh"]), whr,
                     tape["lengths"], reverse, spec.coupled, peep, cs, gates, d_pre, dh_tape, dh0,
-                    dc0, *guard)
-            run_scan(SPLIT if mode == "blocks" else 1, _backward_blocks, _backward_rows, batch,
-                     *args)
+                    dc0, sums, *guard)
+            run_scan(blocks, _backward_blocks, _backward_rows, batch, *args)
             if project:
                 accumulate_outer(grads["weight_hr"], dh_tape, tape["m"], split)
         token_sums = accumulate_input_grads(
             d_pre, x, weights["weight_ih"], grads["weight_ih"], dx, split,
             recurrent=(grads["weight_hh"], entering_states(tape["hs"], reverse)))
-    if spec.bias:
-        bias_grad = bias_gradient(d_pre, token_sums)
+    if spec.bias:   # summed in the scan, but by the unit-split one
+        bias_grad = (bias_gradient(d_pre, token_sums) if mode == "units"
+                     else block_sums(sums, blocks))
         grads["bias_ih"] += bias_grad
         grads["bias_hh"] += bias_grad
     if spec.peephole:

@@ -10,7 +10,7 @@ import numpy as np
 from numba import prange
 
 from ...cells.rnn import RELU, TANH, rnn_backward_point, rnn_forward_point
-from ._common import (accumulate_input_grads, bias_gradient, entering_states,
+from ._common import (accumulate_input_grads, add_to, block_sums, entering_states,
                       error_guard, final_slot, guarded_output_grad, joined_buffer,
                       recurrent_product, run_scan, scan_inputs, scratch, state_buffer,
                       step_slots, step_sums, weight_panel)
@@ -62,11 +62,13 @@ def _forward_blocks(xproj, x, panel, lengths, reverse, keep, nonlinearity, y, co
 
 
 @scan_jit
-def _backward_rows(dy, col0, dh_n, whh, lengths, reverse, nonlinearity, hs, d_pre, dh0, clip,
-                   norms, b0, b1):
-    """Backward scan of the sequences ``b0:b1``."""
+def _backward_rows(dy, col0, dh_n, whh, lengths, reverse, nonlinearity, hs, d_pre, dh0, sums,
+                   clip, norms, b0, b1):
+    """Backward scan of the sequences ``b0:b1``; with columns in ``sums`` (B, H), its
+    row ``b0`` gets the block's sums of ``d_pre`` (:func:`~._common.block_sums`)."""
     steps, batch, hidden = d_pre.shape
     rows = b1 - b0
+    totals = np.zeros(sums.shape[1], d_pre.dtype)
     one = np.ones(1, d_pre.dtype)[0]
     dh = dh_n[b0:b1].copy()
     dh_rec = np.empty((rows, hidden), d_pre.dtype)
@@ -82,20 +84,24 @@ def _backward_rows(dy, col0, dh_n, whh, lengths, reverse, nonlinearity, hs, d_pr
             d_row, h_row, dh_row, dy_row = d_pre[t, b], hs[after, b], dh[i], dy_t[b, col0:]
             for j in range(hidden):
                 d_row[j] = _backward_point(dh_row[j] + dy_row[j], h_row[j], nonlinearity, one)
+            if totals.shape[0] > 0:
+                add_to(totals, d_row)
         recurrent_product(d_pre[t, b0:b1], whh, dh_rec)
         for i in range(rows):
             if t < lengths[b0 + i]:
                 dh[i] = dh_rec[i]
     dh0[b0:b1] = dh
+    if rows > 0:
+        sums[b0] = totals
 
 
 @par_jit
-def _backward_blocks(dy, col0, dh_n, whh, lengths, reverse, nonlinearity, hs, d_pre, dh0, clip,
-                     norms, blocks):
+def _backward_blocks(dy, col0, dh_n, whh, lengths, reverse, nonlinearity, hs, d_pre, dh0, sums,
+                     clip, norms, blocks):
     batch = d_pre.shape[1]
     for part in prange(blocks):
         _backward_rows(dy, col0, dh_n, whh, lengths, reverse, nonlinearity, hs, d_pre, dh0,
-                       clip, norms, *batch_block(part, blocks, batch))
+                       sums, clip, norms, *batch_block(part, blocks, batch))
 
 
 def _blocks(spec, batch):
@@ -132,16 +138,16 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
     blocks = _blocks(spec, batch)
     d_pre = scratch("d_pre", (steps, batch, spec.hidden_size), hs.dtype)
     dh0 = np.empty((batch, spec.hidden_size), hs.dtype)
+    sums = np.empty((batch, spec.hidden_size if spec.bias else 0), hs.dtype)
     args = (dy, col0, dstate_n[0], weight_panel(weights["weight_hh"]), tape["lengths"], reverse,
-            _NONLINEARITY_CODES[spec.nonlinearity], hs, d_pre, dh0,
+            _NONLINEARITY_CODES[spec.nonlinearity], hs, d_pre, dh0, sums,
             *error_guard(error_clip, error_norms))
     with blas_threads_for(blocks > 1):
         run_scan(blocks, _backward_blocks, _backward_rows, batch, *args)
-        token_sums = accumulate_input_grads(
-            d_pre, x, weights["weight_ih"], grads["weight_ih"], dx, blocks > 1,
-            recurrent=(grads["weight_hh"], entering_states(hs, reverse)))
+        accumulate_input_grads(d_pre, x, weights["weight_ih"], grads["weight_ih"], dx, blocks > 1,
+                               recurrent=(grads["weight_hh"], entering_states(hs, reverse)))
     if spec.bias:
-        bias_grad = bias_gradient(d_pre, token_sums)
+        bias_grad = block_sums(sums, blocks)
         grads["bias_ih"] += bias_grad
         grads["bias_hh"] += bias_grad
     return (dh0,)
