@@ -184,13 +184,17 @@ def test_outer_product_add_gives_the_same_bits_whichever_rows_a_call_takes(dtype
         _outer(d, inputs, pieces, g0, g1)
     np.testing.assert_array_equal(split, whole)
     np.testing.assert_array_equal(pieces, whole)
-    # bounds that are not multiples of 8 (the GRU's 2H rows of an odd H), on the threads too
-    odd, odd_split = grad.copy(), grad.copy()
+    # bounds that are not multiples of 8 (the GRU's 2H rows of an odd H), on the threads
+    # too, in any number of blocks (one per thread: outer_parts)
+    odd = grad.copy()
     for g0, g1 in ((0, 10), (10, 27), (27, rows)):
         _outer(d, inputs, odd, g0, g1)
-        split_outer_product_add(odd_split, d, inputs, *_no_more(d, grad), g0, g1)
     np.testing.assert_array_equal(odd, whole)
-    np.testing.assert_array_equal(odd_split, whole)
+    for parts in (1, 2, 3):
+        odd_split = grad.copy()
+        for g0, g1 in ((0, 10), (10, 27), (27, rows)):
+            split_outer_product_add(odd_split, d, inputs, *_no_more(d, grad), g0, g1, parts)
+        np.testing.assert_array_equal(odd_split, whole)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -16,7 +16,7 @@ import numpy as np
 from ... import _memory, config
 from ...cells.guard import guard_row
 from ._blas import gemm
-from ._gemm import split_outer_product_add, split_panel_product_add, split_project
+from ._gemm import outer_parts, split_outer_product_add, split_panel_product_add, split_project
 from ._simd import FUSED_OUTER_BYTES, OUTER_PASS, VECTOR_BYTES
 from ._strips import packed_panel, strip_product, strip_product_add
 from ._jit import inline_jit, row_jit, scan_jit
@@ -323,7 +323,7 @@ def accumulate_outer(grad, d_pre, inputs, split=False, more=None, rows=None):
     for sweep in sweeps:
         if len(sweep) == 1:
             sweep = sweep + [no_second]
-        _add_on_whole_vectors(split_outer_product_add, d_rows, *sweep, last=(g0, g1))
+        _add_on_whole_vectors(split_outer_product_add, d_rows, *sweep, last=(g0, g1, outer_parts()))
 
 
 def _add_on_whole_vectors(kernel, a, *pairs, last=()):
