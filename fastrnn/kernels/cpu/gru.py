@@ -21,9 +21,10 @@ from ... import _memory
 from ...cells.gru import (gru_backward_point, gru_gates_point, gru_output_point,
                           gru_reset_before_point)
 from ._common import (accumulate_input_grads, accumulate_outer, accumulate_product, add_to,
-                      block_sums, entering_states, error_guard, final_slot, guarded_output_grad, is_tokens,
-                      join_rows, joined_buffer, joined_weights, recurrent_product, run_scan,
-                      scan_input, scratch, state_buffer, step_slots, tape_length, weight_panel)
+                      block_sums, entering_states, error_guard, final_slot, guarded_output_grad,
+                      is_tokens, join_rows, joined_buffer, joined_weights, recurrent_product,
+                      run_scan, scan_input, scratch, state_buffer, step_slots, tape_length,
+                      weight_panel)
 from ._gemm import batch_block
 from ._jit import par_jit, point_jit, row_jit, scan_jit
 from ._strips import leading_strip_product, strip_product, strip_product_add
