@@ -503,7 +503,10 @@ def block_sums(sums, blocks):
 
     A backward scan sums the bias gradient this way, each step's rows while
     they are in cache, rather than in a pass over the whole (T, B, G) gradient
-    afterwards (the GRU (100, 64, 128, 256), one thread: 0.2 against 1.6 ms).
+    afterwards, which reads it back from memory (one thread: such a pass took
+    1.3-1.9 ms over the GRU (100, 64, 128, 256)'s (6400, 768) gradient and 5.9 ms
+    over the LSTM (2000, 16, 32, 128)'s; the running sums cost 0.22 ms over 6400
+    rows of 512 in isolation).
     The order of the sums depends on the block count, which depends on the
     shapes only, never on the number of threads.
     """
