@@ -21,6 +21,7 @@ request of the same size class (sizes rounded up to an eighth of their power of
 two). Arrays smaller than :data:`MIN_BYTES` come from ``np.empty`` as before.
 """
 
+import math
 import sys
 import threading
 
@@ -144,7 +145,7 @@ def empty(shape, dtype):
     """
     dtype = np.dtype(dtype)
     shape = tuple(int(n) for n in shape)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize   # Python ints: no overflow, and no ufunc call
     if config.POOL_BYTES <= 0:
         if _idle_bytes[0]:
             release()   # turned off since blocks were kept

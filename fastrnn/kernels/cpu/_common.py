@@ -9,6 +9,7 @@ makes each wait for the other's spinning threads (measured 2x per GEMM here).
 """
 
 import functools
+import math
 import threading
 
 import numpy as np
@@ -37,7 +38,7 @@ def scratch(name, shape, dtype):
     if buffers is None:
         buffers = _thread_scratch.buffers = {}
     dtype = np.dtype(dtype)
-    size = int(np.prod(shape))
+    size = math.prod(int(n) for n in shape)
     buffer = buffers.get((name, dtype))
     if buffer is None or buffer.size < size:
         buffer = buffers[(name, dtype)] = np.empty(size, dtype)
