@@ -420,11 +420,14 @@ def test_pack_rows_gathers_a_unit_block_of_every_gate(dtype):
 @pytest.mark.parametrize("rows", [1, 3, 8, 13])
 def test_strip_products_equal_panel_products_bit_for_bit(rows, dtype):
     """Whole strips, a last strip of one vector and single columns, or single columns
-    only, sums in passes (K > K_BLOCK) and none (K = 0), written at an offset."""
+    only, sums in passes (K > K_BLOCK) and none (K = 0), written at an offset; a
+    single row also through its tiles across 4 strips (8 and 17 vectors of columns:
+    one or two such tiles, then strips, a vector and single columns)."""
     from fastrnn.kernels.cpu._strips import packed_panel, strip_product, strip_product_add
     rng = np.random.default_rng(rows)
     lanes = _lanes(dtype)
-    for cols in sorted({1, lanes - 1, lanes + 3, 2 * lanes, 4 * lanes + 1, 5 * lanes + 2}):
+    for cols in sorted({1, lanes - 1, lanes + 3, 2 * lanes, 4 * lanes + 1, 5 * lanes + 2,
+                        8 * lanes + 3, 17 * lanes + 1}):
         for depth in (0, 5, 64, K_BLOCK + 37):
             a, w = _operands(rng, rows, depth, cols, dtype)
             strips = packed_panel(w)

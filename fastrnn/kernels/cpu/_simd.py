@@ -37,7 +37,7 @@ from ._jit import row_jit
 VECTOR_BYTES = 64 if "+avx512f" in llvm_binding.get_host_cpu_features().flatten() else 32
 
 
-def _tile(rows, vectors, full=True, a_by_columns=False, add_at_end=False):
+def _tile(rows, vectors, full=True, a_by_columns=False, add_at_end=False, across_strips=False):
     """Intrinsic ``tile(a, a0, lda, w, w0, ldw, depth, out, o0, ldo, accumulate)`` for one tile
     shape.
 
@@ -53,19 +53,24 @@ def _tile(rows, vectors, full=True, a_by_columns=False, add_at_end=False):
     output element (as BLAS does with ``beta = 1``) instead of starting the sum
     from it: a long sum cut into passes then adds one rounded partial sum per
     pass, not every term, to a running total that may be much larger.
+
+    With ``across_strips`` the intrinsic takes one more argument, ``step``, and
+    reads ``w`` as packed strips of 2 vectors (:mod:`._strips`): vector ``v`` of
+    term k at ``w.flat[w0 + (v // 2) * step + k * ldw + (v % 2) * L]``, so one
+    row's tile spans ``vectors / 2`` neighbouring strips (``step`` elements
+    apart), with as many independent sums in flight.
     """
-    @intrinsic
-    def tile(typingctx, a, a0, lda, w, w0, ldw, depth, out, o0, ldo, accumulate):
+    def typed(a, a0, lda, w, w0, ldw, depth, out, o0, ldo, accumulate, *step):
         arrays = (a, w, out)
         if not all(isinstance(x, types.Array) and x.layout == "C" for x in arrays):
             return None
         if a.dtype not in (types.float32, types.float64) or any(
                 x.dtype != a.dtype for x in arrays):
             return None
-        signature = types.void(a, a0, lda, w, w0, ldw, depth, out, o0, ldo, accumulate)
+        signature = types.void(a, a0, lda, w, w0, ldw, depth, out, o0, ldo, accumulate, *step)
 
         def codegen(context, builder, sig, args):
-            a_arg, a0, lda, w_arg, w0, ldw, depth, out_arg, o0, ldo, accumulate = args
+            a_arg, a0, lda, w_arg, w0, ldw, depth, out_arg, o0, ldo, accumulate = args[:11]
             item = context.get_value_type(a.dtype)
             size = a.dtype.bitwidth // 8
             lanes = VECTOR_BYTES // size if full else 1
@@ -99,11 +104,16 @@ def _tile(rows, vectors, full=True, a_by_columns=False, add_at_end=False):
                             builder.store(builder.load(out_vector(r, v), align=size),
                                           sums[r][v])
 
+            if across_strips:
+                w_starts = [builder.add(builder.add(w0, builder.mul(args[11], index(v // 2))),
+                                        index(v % 2 * lanes)) for v in range(vectors)]
+            else:
+                w_starts = [builder.add(w0, index(v * lanes)) for v in range(vectors)]
             with cgutils.for_range(builder, depth) as loop:
                 k = loop.index
-                w_row = builder.add(w0, builder.mul(k, ldw))
-                w_vectors = [builder.load(vector_at(w_ptr, builder.add(w_row, index(v * lanes))),
-                                          align=size) for v in range(vectors)]
+                w_row = builder.mul(k, ldw)
+                w_vectors = [builder.load(vector_at(w_ptr, builder.add(w_start, w_row)),
+                                          align=size) for w_start in w_starts]
                 term = builder.mul(k, lda) if a_by_columns else k
                 for r in range(rows):
                     element = builder.load(builder.gep(a_ptr, [builder.add(a_rows[r], term)]))
@@ -125,6 +135,15 @@ def _tile(rows, vectors, full=True, a_by_columns=False, add_at_end=False):
             return context.get_dummy_value()
 
         return signature, codegen
+
+    if across_strips:
+        @intrinsic
+        def tile(typingctx, a, a0, lda, w, w0, ldw, depth, out, o0, ldo, accumulate, step):
+            return typed(a, a0, lda, w, w0, ldw, depth, out, o0, ldo, accumulate, step)
+    else:
+        @intrinsic
+        def tile(typingctx, a, a0, lda, w, w0, ldw, depth, out, o0, ldo, accumulate):
+            return typed(a, a0, lda, w, w0, ldw, depth, out, o0, ldo, accumulate)
     return tile
 
 
@@ -134,6 +153,9 @@ def _tile(rows, vectors, full=True, a_by_columns=False, add_at_end=False):
 _tile_8x2, _tile_4x2, _tile_2x2, _tile_1x2 = (_tile(rows, 2) for rows in (8, 4, 2, 1))
 _tile_8x1, _tile_4x1, _tile_2x1, _tile_1x1 = (_tile(rows, 1) for rows in (8, 4, 2, 1))
 _column = _tile(1, 1, full=False)
+#: One row across 4 strips (8 vectors): a single row's product (a batch of one)
+#: has 8 independent sums in flight instead of 2 (:func:`~._strips.strip_product`).
+_row_across_4_strips = _tile(1, 8, across_strips=True)
 
 
 @row_jit

@@ -21,7 +21,8 @@ Every sum runs over k in order, one fused multiply-add a term, exactly as
 import numpy as np
 
 from ._jit import inline_jit, row_jit
-from ._simd import K_BLOCK, VECTOR_BYTES, _column, _double_columns, _single_columns
+from ._simd import (K_BLOCK, VECTOR_BYTES, _column, _double_columns, _row_across_4_strips,
+                    _single_columns)
 from ._transpose import transpose_into
 
 
@@ -41,7 +42,13 @@ def _strip_product(a, depth, strips, cols, out, c0, accumulate):
     for k0 in range(0, max(depth, 1), K_BLOCK):
         span = min(K_BLOCK, depth - k0)
         add = accumulate or k0 > 0
-        for c in range(0, whole, width):
+        c = 0
+        if rows == 1:   # one row: 4 strips at a time, 8 sums in flight (same bits)
+            while c + 4 * width <= whole:
+                _row_across_4_strips(a, k0, lda, strips, c * depth + k0 * width, width, span,
+                                     out, c0 + c, ldo, add, depth * width)
+                c += 4 * width
+        for c in range(c, whole, width):
             _double_columns(a, k0, span, strips, c * depth, out, c0 + c, add)
         base = whole * depth  # the last strip, when it is partial
         c = whole
