@@ -20,11 +20,10 @@ from numba import prange
 from ... import _memory
 from ...cells.gru import (gru_backward_point, gru_gates_point, gru_output_point,
                           gru_reset_before_point)
-from ._common import (accumulate_input_grads, accumulate_outer, accumulate_product, add_to,
-                      block_sums, entering_states, error_guard, final_slot, guarded_output_grad,
-                      is_tokens, join_rows, joined_buffer, joined_weights, recurrent_product,
-                      run_scan, scan_input, scratch, state_buffer, step_slots, tape_length,
-                      weight_panel)
+from ._common import (accumulate_input_grads, accumulate_outer, add_to, block_sums,
+                      entering_states, error_guard, final_slot, guarded_output_grad, join_rows,
+                      joined_buffer, joined_weights, recurrent_product, run_scan, scan_input,
+                      scratch, state_buffer, step_slots, tape_length, weight_panel)
 from ._gemm import batch_block
 from ._jit import par_jit, point_jit, row_jit, scan_jit
 from ._strips import leading_strip_product, strip_product, strip_product_add
@@ -359,15 +358,9 @@ def backward(spec, weights, grads, tape, dy, col0, dstate_n, dx, error_clip=None
     rz, n = (0, 2 * hidden), (2 * hidden, 3 * hidden)
     with blas_threads_for(split):
         run_scan(blocks, _backward_blocks, _backward_rows, batch, *args)
-        # W_hh's r and z rows multiply d_ih's r and z columns: summed in W_ih's sweep
-        if is_tokens(x):
-            accumulate_input_grads(d_ih, x, weights["weight_ih"], grad_ih, None, split)
-            accumulate_outer(grad_hh, d_ih, h_before, split, rows=rz)
-        else:
-            accumulate_outer(grad_ih, d_ih, x, split, (grad_hh, h_before), rows=rz)
-            accumulate_outer(grad_ih, d_ih, x, split, rows=n)
-            if dx is not None:
-                accumulate_product(dx, d_ih, weights["weight_ih"], split)
+        accumulate_input_grads(d_ih, x, weights["weight_ih"], grad_ih, dx, split)
+        # W_hh's r and z rows multiply d_ih's r and z columns, read in place
+        accumulate_outer(grad_hh, d_ih, h_before, split, rows=rz)
         if spec.reset_after:
             accumulate_outer(grad_hh[2 * hidden:], d_q, h_before, split)
         else:
