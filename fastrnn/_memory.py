@@ -144,7 +144,7 @@ def empty(shape, dtype):
         Its memory returns to the pool when it and every view of it are gone.
     """
     dtype = np.dtype(dtype)
-    shape = tuple(int(n) for n in shape)
+    shape = tuple(map(int, shape))   # map: 0.3 against 0.8 us for a generator
     nbytes = math.prod(shape) * dtype.itemsize   # Python ints: no overflow, and no ufunc call
     if config.POOL_BYTES <= 0:
         if _idle_bytes[0]:

@@ -218,6 +218,7 @@ class RecurrentLayer(HasParameters):
         x, unbatched = self._check_input(x)
         arrays = self._arrays
         steps, batch, _ = x.shape
+        every_step = lengths is None   # no lengths given: every sequence runs all steps
         lengths = check_lengths(lengths, steps, batch)
         if keep_tape:
             x = arrays.tape_input(x, lengths, callers)
@@ -229,7 +230,11 @@ class RecurrentLayer(HasParameters):
         layer_input = x
         # the scans write every valid step of y: zeros are needed only past the lengths
         # (on the host; a (100, 64, 256) float32 fill is 6.5 MB written for nothing)
-        output = arrays.empty if arrays is HOST and bool(np.all(lengths == steps)) else arrays.zeros
+        # (``min``: 1.2 against 2.8 us for ``np.all(lengths == steps)``, per call)
+        if arrays is HOST and (every_step or int(lengths.min()) == steps):
+            output = arrays.empty
+        else:
+            output = arrays.zeros
         for layer in range(self.num_layers):
             y = output((steps, batch, self.num_directions * out), self.dtype)
             tapes.append([])

@@ -121,12 +121,12 @@ def _forward_rows(xproj, x, panel, whr_t, peep, lengths, reverse, keep, coupled,
         k = t if keep else 0
         h_prev, c_prev = hs[before, b0:b1], cs[before, b0:b1]
         h_next, c_next = hs[after, b0:b1], cs[after, b0:b1]
-        step_sums(xproj, x, t, b0, b1, h_prev, panel, joined, rec)
+        sums = step_sums(xproj, x, t, b0, b1, h_prev, panel, joined, rec)
         for i in range(rows):
             if t >= lengths[b0 + i]:
                 c_next[i] = c_prev[i]
                 continue
-            _forward_row(rec[i], gates[k, b0 + i] if keep else gate_sink, c_prev[i], c_next[i],
+            _forward_row(sums[i], gates[k, b0 + i] if keep else gate_sink, c_prev[i], c_next[i],
                          m[i] if project else h_next[i], p_i, p_f, p_o, coupled, one)
         if project:
             recurrent_product(m, whr_t, h_next)

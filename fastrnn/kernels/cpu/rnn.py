@@ -42,12 +42,12 @@ def _forward_rows(xproj, x, panel, lengths, reverse, keep, nonlinearity, y, col0
     for s in range(steps):
         t, before, after = step_slots(s, steps, reverse, keep)
         h_prev, h_next = hs[before, b0:b1], hs[after, b0:b1]
-        step_sums(xproj, x, t, b0, b1, h_prev, panel, joined, rec)
+        sums = step_sums(xproj, x, t, b0, b1, h_prev, panel, joined, rec)
         for i in range(rows):
             if t >= lengths[b0 + i]:
                 h_next[i] = h_prev[i]
                 continue
-            r, h_row = rec[i], h_next[i]
+            r, h_row = sums[i], h_next[i]
             for j in range(hidden):
                 h_row[j] = _forward_point(r[j], nonlinearity, one)
             y[t, b0 + i, col0:col0 + hidden] = h_row
