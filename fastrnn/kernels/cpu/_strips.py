@@ -20,6 +20,7 @@ Every sum runs over k in order, one fused multiply-add a term, exactly as
 
 import numpy as np
 
+from ... import _memory
 from ._jit import inline_jit, row_jit
 from ._simd import (K_BLOCK, VECTOR_BYTES, _column, _double_columns, _row_across_4_strips,
                     _single_columns)
@@ -152,7 +153,7 @@ def packed_panel(matrix, transpose=False):
     matrix = np.ascontiguousarray(matrix)
     depth, cols = matrix.shape[::-1] if transpose else matrix.shape
     width = 2 * VECTOR_BYTES // matrix.dtype.itemsize   # strip_columns
-    strips = np.empty((-(-cols // width) * depth, width), matrix.dtype)
+    strips = _memory.aligned_empty((-(-cols // width) * depth, width), matrix.dtype)
     if transpose:
         pack_rows(matrix, cols, 0, cols, 1, strips)
     else:
