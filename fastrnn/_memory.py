@@ -159,23 +159,6 @@ def empty(shape, dtype):
     return np.asarray(_Lease(block, shape, dtype))
 
 
-def aligned_empty(shape, dtype):
-    """An uninitialised C-contiguous array starting on a 64-byte boundary (never pooled).
-
-    For what the register tiles load whole vectors from, call after call (the
-    recurrent products' packed weight panels): NumPy's arrays start on 16 bytes
-    only, and a 64-byte vector that starts 16 bytes into a line takes a split
-    load. A single row's product (1, 32) by (32, 128), one core: 188 ns with
-    the panel 16 bytes past a 32-byte boundary, 143-146 ns on a 32- or 64-byte one.
-    """
-    dtype = np.dtype(dtype)
-    shape = tuple(map(int, shape))
-    nbytes = math.prod(shape) * dtype.itemsize
-    block = np.empty(nbytes + _ALIGN, np.uint8)
-    start = -block.ctypes.data % _ALIGN
-    return block[start:start + nbytes].view(dtype).reshape(shape)
-
-
 def zeros(shape, dtype):
     """:func:`empty` filled with zeros."""
     array = empty(shape, dtype)

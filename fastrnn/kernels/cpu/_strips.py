@@ -20,7 +20,6 @@ Every sum runs over k in order, one fused multiply-add a term, exactly as
 
 import numpy as np
 
-from ... import _memory
 from ._jit import inline_jit, row_jit
 from ._simd import (K_BLOCK, VECTOR_BYTES, _column, _double_columns, _row_across_4_strips,
                     _single_columns)
@@ -148,14 +147,32 @@ def pack_columns(matrix, c0, cols, strips):
                 target[t0 + q] = 0
 
 
-def packed_panel(matrix, transpose=False):
-    """``matrix`` (K, N), or ``matrix.T`` for a (N, K) ``matrix``, packed in strips."""
-    matrix = np.ascontiguousarray(matrix)
-    depth, cols = matrix.shape[::-1] if transpose else matrix.shape
-    width = 2 * VECTOR_BYTES // matrix.dtype.itemsize   # strip_columns
-    strips = _memory.aligned_empty((-(-cols // width) * depth, width), matrix.dtype)
-    if transpose:
-        pack_rows(matrix, cols, 0, cols, 1, strips)
-    else:
-        pack_columns(matrix, 0, cols, strips)
+@row_jit
+def _packed_transpose(matrix):
+    cols, depth = matrix.shape
+    width = strip_columns(matrix.itemsize)
+    strips = np.empty((-(-cols // width) * depth, width), matrix.dtype)
+    pack_rows(matrix, cols, 0, cols, 1, strips)
     return strips
+
+
+@row_jit
+def _packed(matrix):
+    depth, cols = matrix.shape
+    width = strip_columns(matrix.itemsize)
+    strips = np.empty((-(-cols // width) * depth, width), matrix.dtype)
+    pack_columns(matrix, 0, cols, strips)
+    return strips
+
+
+def packed_panel(matrix, transpose=False):
+    """``matrix`` (K, N), or ``matrix.T`` for a (N, K) ``matrix``, packed in strips.
+
+    The strips are allocated by numba, which starts arrays on 32 bytes, where
+    NumPy's own start on 16: a 64-byte vector 16 bytes into a cache line takes a
+    split load. A single row's product (1, 32) by (32, 128), one core: 188 ns
+    with the panel 16 bytes past a 32-byte boundary, 143-146 ns on a 32- or
+    64-byte one; LSTM (200, 1, 8, 32) inference 119 against 110 us.
+    """
+    matrix = np.ascontiguousarray(matrix)
+    return _packed_transpose(matrix) if transpose else _packed(matrix)
