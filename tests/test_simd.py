@@ -417,6 +417,33 @@ def test_pack_rows_gathers_a_unit_block_of_every_gate(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_joined_panels_equal_the_panels_of_the_joined_weights(dtype):
+    """``pack_joined_rows`` reads ``[bias, W_ih, W_hh]`` in three parts: its panels (a
+    whole one, and the threaded LSTM's unit blocks) equal those of the concatenation,
+    bit for bit, with and without a bias, with one weight or two."""
+    from fastrnn.kernels.cpu._strips import (joined_panel, joined_parts, pack_joined_rows,
+                                             pack_rows, packed_panel)
+    rng = np.random.default_rng(8)
+    width = 2 * _lanes(dtype)
+    hidden, inputs = 52, 7
+    b = rng.standard_normal(4 * hidden).astype(dtype)
+    w_in = rng.standard_normal((4 * hidden, inputs)).astype(dtype)
+    w_rec = rng.standard_normal((4 * hidden, hidden)).astype(dtype)
+    for bias, weights in ((b, (w_in, w_rec)), (None, (w_in, w_rec)), (b, (w_in,))):
+        column = np.zeros((4 * hidden, 1), dtype) if bias is None else bias[:, None]
+        joined = np.concatenate([column, *weights], axis=1)
+        np.testing.assert_array_equal(joined_panel(bias, *weights),
+                                      packed_panel(joined, transpose=True))
+        depth, chunk = joined.shape[1], 28
+        for j0 in (0, 28):
+            strips = np.full((-(-4 * chunk // width) * depth, width), np.nan, dtype)
+            expected = strips.copy()
+            pack_joined_rows(*joined_parts(bias, *weights), hidden, j0, chunk, 4, strips)
+            pack_rows(joined, hidden, j0, chunk, 4, expected)
+            np.testing.assert_array_equal(strips, expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("rows", [1, 3, 8, 13])
 def test_strip_products_equal_panel_products_bit_for_bit(rows, dtype):
     """Whole strips, a last strip of one vector and single columns, or single columns

@@ -19,7 +19,7 @@ from ...cells.guard import guard_row
 from ._blas import gemm
 from ._gemm import outer_parts, split_outer_product_add, split_panel_product_add, split_project
 from ._simd import FUSED_OUTER_BYTES, OUTER_PASS, VECTOR_BYTES
-from ._strips import packed_panel, strip_product, strip_product_add
+from ._strips import joined_panel, packed_panel, strip_product, strip_product_add
 from ._jit import inline_jit, row_jit, scan_jit
 
 _thread_scratch = threading.local()
@@ -156,7 +156,7 @@ def step_sums(xproj, x, t, b0, b1, h_prev, panel, joined, sums):
     or the rows ``xproj[t, b0:b1]``, whichever now holds them.
 
     With features in ``x`` (T, B, I): ``[1, x_t, h_{t-1}] @ panel`` into ``sums``,
-    ``panel`` the packed ``[bias; W_ih^T; W_hh^T]`` (:func:`joined_weights`);
+    ``panel`` the packed ``[bias; W_ih^T; W_hh^T]`` (:func:`~._strips.joined_panel`);
     otherwise ``h_{t-1} @ panel`` added in place to the rows ``xproj[t, b0:b1]`` of
     the input projection (the scan's own scratch, read by no one after this
     step), ``panel`` then ``W_hh^T``. Either way the sums run bias (or projection)
@@ -190,20 +190,12 @@ def scan_input(x, weight_ih, bias, blocks):
 
 def scan_inputs(x, weight_ih, weight_hh, bias, blocks):
     """``(xproj, x_in_scan, panel)`` for a batch-split scan's :func:`step_sums`: those of
-    :func:`scan_input` and the panel of :func:`joined_weights` when the input's
+    :func:`scan_input` and the panel of :func:`~._strips.joined_panel` when the input's
     product is computed in the step, else the panel of ``W_hh.T``."""
     xproj, x_in_scan = scan_input(x, weight_ih, bias, blocks)
     if x_in_scan.shape[2] > 0:
-        return xproj, x_in_scan, weight_panel(joined_weights(bias, weight_ih, weight_hh),
-                                              transpose=True)
+        return xproj, x_in_scan, joined_panel(bias, weight_ih, weight_hh)
     return xproj, x_in_scan, weight_panel(weight_hh, transpose=True)
-
-
-def joined_weights(bias, *weights):
-    """``[bias, *weights]`` (G, 1 + columns of the weights), e.g. ``[bias, W_ih, W_hh]``: the
-    weights of :func:`join_rows`' rows (or of their leading columns); zeros for no bias."""
-    bias = np.zeros(weights[0].shape[0], weights[0].dtype) if bias is None else bias
-    return np.concatenate([bias[:, None], *weights], axis=1)
 
 
 @scan_jit

@@ -22,11 +22,11 @@ from ...cells.gru import (gru_backward_point, gru_gates_point, gru_output_point,
                           gru_reset_before_point)
 from ._common import (accumulate_input_grads, accumulate_outer, add_to, block_sums,
                       entering_states, error_guard, final_slot, guarded_output_grad, join_rows,
-                      joined_buffer, joined_weights, recurrent_product, run_scan, scan_input,
+                      joined_buffer, recurrent_product, run_scan, scan_input,
                       scratch, state_buffer, step_slots, tape_length, weight_panel)
 from ._gemm import batch_block
 from ._jit import par_jit, point_jit, row_jit, scan_jit
-from ._strips import leading_strip_product, strip_product, strip_product_add
+from ._strips import joined_panel, leading_strip_product, strip_product, strip_product_add
 from ._threads import batch_blocks, blas_threads_for, note_scan_pool
 
 _gates_point = point_jit(gru_gates_point)
@@ -295,9 +295,9 @@ def _scan_inputs(spec, weights, x, bias, blocks):
     rz, n = slice(0, 2 * hidden), slice(2 * hidden, 3 * hidden)
     b_rz, b_in = (None, None) if bias is None else (bias[rz], bias[n])
     return (xproj, x_in_scan,
-            weight_panel(joined_weights(b_rz, weight_ih[rz], weight_hh[rz]), transpose=True),
+            joined_panel(b_rz, weight_ih[rz], weight_hh[rz]),
             weight_panel(weight_hh[n], transpose=True),
-            weight_panel(joined_weights(b_in, weight_ih[n]), transpose=True))
+            joined_panel(b_in, weight_ih[n]))
 
 
 def _blocks(spec, batch):

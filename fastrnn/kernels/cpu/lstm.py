@@ -21,10 +21,11 @@ from ._common import (accumulate_input_grads, accumulate_outer, add_into, add_to
                       block_sums,
                       entering_states, error_guard, final_slot, guard_step_error,
                       input_in_scan, input_projection, is_tokens, joined_buffer,
-                      joined_weights, recurrent_product, row_index, run_scan, scan_inputs,
+                      recurrent_product, row_index, run_scan, scan_inputs,
                       scratch, state_buffer, step_slots, step_sums, tape_length, token_table,
                       weight_panel, zero_index)
 from ._gemm import SPLIT, batch_block, split_project
+from ._strips import joined_parts
 from ._jit import inline_jit, par_jit, point_jit, row_jit, scan_jit
 from ._threads import (batch_blocks, blas_threads_for, note_scan_pool, single_blas_thread,
                        unit_chunk, use_parallel_scan)
@@ -96,7 +97,7 @@ def _forward_rows(xproj, x, panel, whr_t, peep, lengths, reverse, keep, coupled,
     (T, B, G), and add the terms of ``h_{t-1} @ W_hh.T``, ``panel`` holding
     ``W_hh.T``; or, when ``x`` (T, B, I) has features, they are one product
     of the row ``[1, x_t, h_{t-1}]`` and ``panel``, which then holds ``[bias;
-    W_ih.T; W_hh.T]`` (:func:`~._common.joined_weights`): the bias first (``0 + 1 * bias``
+    W_ih.T; W_hh.T]`` (:func:`~._strips.joined_panel`): the bias first (``0 + 1 * bias``
     is exact), then the input's terms and the state's, all in one sweep over
     the panel (no (T, B, G) projection written and read back, nor the bias
     copied into every row). Both are the order of
@@ -270,17 +271,19 @@ def forward(spec, weights, x, state0, lengths, reverse, keep_tape, y, col0):
         with single_blas_thread():
             wih, whh = weights["weight_ih"], weights["weight_hh"]
             x_in_scan = np.empty((steps, batch, 0), dtype)
+            no_columns = np.empty((whh.shape[0], 0), dtype)
+            parts = (no_columns, no_columns, np.ascontiguousarray(whh))
             if is_tokens(x):
                 xtable, xindex = token_table(wih, bias), x.reshape(steps, batch)
             elif input_in_scan(x, wih):
                 xtable, xindex = np.empty((0, 0), dtype), zero_index(steps, batch)
-                x_in_scan, whh = x, joined_weights(bias, wih, whh)
+                x_in_scan, parts = x, joined_parts(bias, wih, whh)
             else:
                 xproj = input_projection(x, wih, bias, split_project)
                 xtable, xindex = xproj.reshape(steps * batch, -1), row_index(steps, batch)
-            lstm_threaded.forward_scan(xtable, xindex, x_in_scan, np.ascontiguousarray(whh), peep,
-                                       lengths, reverse, keep_tape, spec.coupled, y, col0, hs, cs,
-                                       gates, unit_chunk(hidden))
+            lstm_threaded.forward_scan(xtable, xindex, x_in_scan, *parts, peep, lengths, reverse,
+                                       keep_tape, spec.coupled, y, col0, hs, cs, gates,
+                                       unit_chunk(hidden))
         m_tape = None
     else:
         blocks = SPLIT if mode == "blocks" else 1

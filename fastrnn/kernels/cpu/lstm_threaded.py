@@ -24,7 +24,7 @@ from numba import prange
 from ...cells.lstm import lstm_backward_point, lstm_forward_point
 from ._common import guarded_output_grad, join_rows, step_slots
 from ._gemm import batch_block
-from ._strips import (pack_columns, pack_rows, strip_columns, strip_product,
+from ._strips import (pack_columns, pack_joined_rows, strip_columns, strip_product,
                       strip_product_add)
 from ._jit import inline_jit, par_jit, point_jit, row_jit
 
@@ -157,10 +157,12 @@ def _backward_units(dh, dy, dc_next, g_i, g_f, g_g, g_o, c_before, c_after, w_i,
 
 
 @par_jit
-def forward_scan(xtable, xindex, x, weights, peep, lengths, reverse, keep, coupled, y, col0, hs, cs,
-                 gates, chunk):
+def forward_scan(xtable, xindex, x, w_bias, w_in, w_rec, peep, lengths, reverse, keep, coupled, y,
+                 col0, hs, cs, gates, chunk):
     """Forward scan of one direction; arguments as :func:`.lstm._forward_rows`
-    (no projection) plus ``chunk``, the hidden units of each thread's block.
+    (no projection) plus ``chunk``, the hidden units of each thread's block, with
+    the weights in three parts ``w_bias``, ``w_in``, ``w_rec`` (G, Ki), their
+    columns joined (:func:`~._strips.pack_joined_rows`) in each block's panel.
 
     Each step's sums of a block's pre-activations run in registers, in one of
     two orders:
@@ -168,12 +170,12 @@ def forward_scan(xtable, xindex, x, weights, peep, lengths, reverse, keep, coupl
     - ``x`` (T, B, I) without features: they start at the row
       ``xtable[xindex[t, b]]`` (the rows of an input projection computed before
       the scan, ``xindex`` counting them, or, for token input, ``W_ih^T + bias``
-      (V, G) indexed by the tokens) and add ``h_{t-1} @ W_hh^T``, ``weights``
-      being ``W_hh`` (G, H);
+      (V, G) indexed by the tokens) and add ``h_{t-1} @ W_hh^T``, ``w_rec``
+      being ``W_hh`` (G, H) and the other two parts without columns;
     - ``x`` with features (a dense input whose product is computed in the step):
       they are one product of the rows ``[1, x_t, h_{t-1}]`` (:func:`~._common.
-      join_rows`) and the block's panel of ``weights``, which is then ``[bias,
-      W_ih, W_hh]`` (G, 1 + I + H): bias first (``0 + 1 * bias`` is exact), the
+      join_rows`) and the block's panel of the parts ``bias`` (G, 1), ``W_ih``
+      and ``W_hh`` (:func:`~._strips.joined_parts`): bias first (``0 + 1 * bias`` is exact), the
       input's terms, the state's. No (T, B, G) projection is written and read
       back, and no bias copied into the sums; ``xtable`` is then not read.
 
@@ -183,20 +185,22 @@ def forward_scan(xtable, xindex, x, weights, peep, lengths, reverse, keep, coupl
     """
     steps, batch = xindex.shape
     hidden = cs.shape[2]
-    gate_rows, depth = weights.shape
-    dtype = weights.dtype
+    gate_rows = w_rec.shape[0]
+    depth = w_bias.shape[1] + w_in.shape[1] + w_rec.shape[1]
+    dtype = w_rec.dtype
     n_gates = gate_rows // hidden
     first = 0 if coupled else 1  # gate index of f in the rows of W
     n_chunks = (hidden + chunk - 1) // chunk
     one = np.ones(1, dtype)[0]
     joined = x.shape[2] > 0
     pre = np.zeros((n_chunks, batch, n_gates * chunk), dtype)
-    width = strip_columns(weights.itemsize)
+    width = strip_columns(w_rec.itemsize)
     strips = (n_gates * chunk + width - 1) // width
     panels = np.empty((n_chunks, strips * depth, width), dtype)
     rows = np.ones((n_chunks, batch if joined else 0, depth), dtype)  # [1, x_t, h]
     for block in prange(n_chunks):
-        pack_rows(weights, hidden, block * chunk, chunk, n_gates, panels[block])
+        pack_joined_rows(w_bias, w_in, w_rec, hidden, block * chunk, chunk, n_gates,
+                         panels[block])
     for s in range(steps):
         t, before, after = step_slots(s, steps, reverse, keep)
         k = t if keep else 0
