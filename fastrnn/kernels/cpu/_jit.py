@@ -4,6 +4,9 @@ import hashlib
 import pathlib
 
 import numba
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from ... import config
 from ...cells import activations as reference_activations
@@ -73,3 +76,32 @@ par_jit = numba.njit(parallel=True, cache=config.CACHE, nogil=True, **_OPTIONS)
 def point_jit(function):
     """Compile a pointwise cell function from :mod:`fastrnn.cells` for the CPU scans."""
     return compile_for_target(function, inline_jit, _CPU_ACTIVATIONS)
+
+
+@intrinsic
+def unowned(typingctx, array):
+    """The same array without its reference count: ``unowned(a)`` is a view of all of
+    ``a`` whose views and calls never touch ``a``'s count.
+
+    numba counts the references of an array on every view it makes and around
+    every call it passes the array to: two atomic operations each, which on
+    one core cost more than the arithmetic of a small step (LSTM (200, 1, 8,
+    32) inference, 309 against 241 ns a step) and, with every thread counting
+    on the same arrays, take a cache line from core to core. A scan calls it on
+    its arguments only, which its caller keeps alive for the whole call; never
+    on an array the scan allocates (its last owned reference may be dropped
+    while the view is still in use).
+    """
+    if not isinstance(array, types.Array):
+        return None
+
+    def codegen(context, builder, signature, args):
+        source = context.make_array(array)(context, builder, value=args[0])
+        view = context.make_array(array)(context, builder)
+        for field in ("nitems", "itemsize", "data", "shape", "strides"):
+            setattr(view, field, getattr(source, field))
+        view.meminfo = cgutils.get_null_value(view.meminfo.type)
+        view.parent = cgutils.get_null_value(view.parent.type)
+        return view._getvalue()
+
+    return array(array), codegen

@@ -25,7 +25,7 @@ from ._common import (accumulate_input_grads, accumulate_outer, add_to, block_su
                       joined_buffer, recurrent_product, run_scan, scan_input,
                       scratch, state_buffer, step_slots, tape_length, weight_panel)
 from ._gemm import batch_block
-from ._jit import par_jit, point_jit, row_jit, scan_jit
+from ._jit import par_jit, point_jit, row_jit, scan_jit, unowned
 from ._strips import joined_panel, leading_strip_product, strip_product, strip_product_add
 from ._threads import batch_blocks, blas_threads_for, note_scan_pool
 
@@ -131,6 +131,9 @@ def _forward_rows(xproj, x, w_rec_t, whn_t, nx_panel, b_hn, lengths, reverse, ke
     :func:`_recurrent_weights`. With features in ``x`` (T, B, I), no projection:
     ``w_rec_t`` packs ``[b_rz; W_i(rz)^T; W_h(rz)^T]``, ``whn_t`` ``W_hn^T`` and
     ``nx_panel`` ``[b_in; W_in^T]`` (:func:`_joined_sums`)."""
+    xproj, x, w_rec_t, whn_t = unowned(xproj), unowned(x), unowned(w_rec_t), unowned(whn_t)
+    nx_panel, b_hn, lengths, y = unowned(nx_panel), unowned(b_hn), unowned(lengths), unowned(y)
+    hs, gates, q_tape = unowned(hs), unowned(gates), unowned(q_tape)
     steps = x.shape[0]
     hidden = hs.shape[2]
     rows = b1 - b0
@@ -202,6 +205,10 @@ def _backward_rows(dy, col0, dh_n, w_rz, whn, lengths, reverse, reset_after, hs,
 
     With columns in ``sums`` (B, 3H or 4H), its row ``b0`` gets the block's sums of
     ``d_ih`` (and ``d_q``) over its steps and sequences (:func:`~._common.block_sums`)."""
+    dy, dh_n, w_rz, whn = unowned(dy), unowned(dh_n), unowned(w_rz), unowned(whn)
+    lengths, hs, gates, q_tape = unowned(lengths), unowned(hs), unowned(gates), unowned(q_tape)
+    d_ih, d_q, dh0, sums = unowned(d_ih), unowned(d_q), unowned(dh0), unowned(sums)
+    norms = unowned(norms)
     steps, batch, gate_cols = d_ih.shape
     hidden = dh_n.shape[1]
     rows = b1 - b0

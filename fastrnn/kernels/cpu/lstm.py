@@ -26,7 +26,7 @@ from ._common import (accumulate_input_grads, accumulate_outer, add_into, add_to
                       weight_panel, zero_index)
 from ._gemm import SPLIT, batch_block, split_project
 from ._strips import joined_parts
-from ._jit import inline_jit, par_jit, point_jit, row_jit, scan_jit
+from ._jit import inline_jit, par_jit, point_jit, row_jit, scan_jit, unowned
 from ._threads import (batch_blocks, blas_threads_for, note_scan_pool, single_blas_thread,
                        unit_chunk, use_parallel_scan)
 from . import lstm_threaded
@@ -105,6 +105,9 @@ def _forward_rows(xproj, x, panel, whr_t, peep, lengths, reverse, keep, coupled,
     and one-hot input equals token ids bit for bit. ``whr_t`` is ``W_hr.T``
     (:func:`weight_panel`). See :func:`forward`.
     """
+    xproj, x, panel, whr_t = unowned(xproj), unowned(x), unowned(panel), unowned(whr_t)
+    peep, lengths, y, hs = unowned(peep), unowned(lengths), unowned(y), unowned(hs)
+    cs, gates, m_tape = unowned(cs), unowned(gates), unowned(m_tape)
     steps = xproj.shape[0]
     hidden = cs.shape[2]
     out = hs.shape[2]
@@ -159,6 +162,10 @@ def _backward_rows(dy, col0, dh_n, dc_n, whh, whr, lengths, reverse, coupled, pe
                    d_pre, dh_tape, dh0, dc0, sums, clip, norms, b0, b1):
     """Backward scan of the sequences ``b0:b1``; with columns in ``sums`` (B, G), its
     row ``b0`` gets the block's sums of ``d_pre`` (:func:`~._common.block_sums`)."""
+    dy, dh_n, dc_n, whh = unowned(dy), unowned(dh_n), unowned(dc_n), unowned(whh)
+    whr, lengths, peep, cs = unowned(whr), unowned(lengths), unowned(peep), unowned(cs)
+    gates, d_pre, dh_tape, dh0 = unowned(gates), unowned(d_pre), unowned(dh_tape), unowned(dh0)
+    dc0, sums, norms = unowned(dc0), unowned(sums), unowned(norms)
     steps = d_pre.shape[0]
     hidden = dc_n.shape[1]
     out = dh_n.shape[1]

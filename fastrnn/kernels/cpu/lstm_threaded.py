@@ -26,7 +26,7 @@ from ._common import guarded_output_grad, join_rows, step_slots
 from ._gemm import batch_block
 from ._strips import (pack_columns, pack_joined_rows, strip_columns, strip_product,
                       strip_product_add)
-from ._jit import inline_jit, par_jit, point_jit, row_jit
+from ._jit import inline_jit, par_jit, point_jit, row_jit, unowned
 
 _forward_point = point_jit(lstm_forward_point)
 _backward_point = point_jit(lstm_backward_point)
@@ -183,6 +183,9 @@ def forward_scan(xtable, xindex, x, w_bias, w_in, w_rec, peep, lengths, reverse,
     token ids bit for bit (its input terms add exact zeros and one weight to the
     bias, as the table does).
     """
+    xtable, xindex, x, w_bias = unowned(xtable), unowned(xindex), unowned(x), unowned(w_bias)
+    w_in, w_rec, peep, lengths = unowned(w_in), unowned(w_rec), unowned(peep), unowned(lengths)
+    y, hs, cs, gates = unowned(y), unowned(hs), unowned(cs), unowned(gates)
     steps, batch = xindex.shape
     hidden = cs.shape[2]
     gate_rows = w_rec.shape[0]
@@ -230,6 +233,9 @@ def backward_scan(dy, col0, dh_n, dc_n, whh, lengths, reverse, coupled, peep, cs
     thread first transposes its block of columns into a buffer of its own,
     which then stays in its core's cache. ``clip`` and ``norms`` are the error
     guard (:func:`~._common.guarded_output_grad`)."""
+    dy, dh_n, dc_n, whh = unowned(dy), unowned(dh_n), unowned(dc_n), unowned(whh)
+    lengths, peep, cs, gates = unowned(lengths), unowned(peep), unowned(cs), unowned(gates)
+    d_pre, dh0, dc0, norms = unowned(d_pre), unowned(dh0), unowned(dc0), unowned(norms)
     steps, batch, width = d_pre.shape
     hidden = dc_n.shape[1]
     first = 0 if coupled else 1

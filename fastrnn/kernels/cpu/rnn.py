@@ -15,7 +15,7 @@ from ._common import (accumulate_input_grads, add_to, block_sums, entering_state
                       recurrent_product, run_scan, scan_inputs, scratch, state_buffer,
                       step_slots, step_sums, weight_panel)
 from ._gemm import batch_block
-from ._jit import par_jit, point_jit, scan_jit
+from ._jit import par_jit, point_jit, scan_jit, unowned
 from ._threads import batch_blocks, blas_threads_for, note_scan_pool
 
 _forward_point = point_jit(rnn_forward_point)
@@ -33,6 +33,8 @@ def _forward_rows(xproj, x, panel, lengths, reverse, keep, nonlinearity, y, col0
     they are one product of the rows ``[1, x_t, h_{t-1}]`` and ``panel``, then
     ``[bias; W_ih.T; W_hh.T]``, in the same order (see
     :func:`fastrnn.kernels.cpu.lstm._forward_rows`)."""
+    xproj, x, panel, lengths = unowned(xproj), unowned(x), unowned(panel), unowned(lengths)
+    y, hs = unowned(y), unowned(hs)
     steps = x.shape[0]
     hidden = hs.shape[2]
     rows = b1 - b0
@@ -66,6 +68,9 @@ def _backward_rows(dy, col0, dh_n, whh, lengths, reverse, nonlinearity, hs, d_pr
                    clip, norms, b0, b1):
     """Backward scan of the sequences ``b0:b1``; with columns in ``sums`` (B, H), its
     row ``b0`` gets the block's sums of ``d_pre`` (:func:`~._common.block_sums`)."""
+    dy, dh_n, whh, lengths = unowned(dy), unowned(dh_n), unowned(whh), unowned(lengths)
+    hs, d_pre, dh0, sums = unowned(hs), unowned(d_pre), unowned(dh0), unowned(sums)
+    norms = unowned(norms)
     steps, batch, hidden = d_pre.shape
     rows = b1 - b0
     totals = np.zeros(sums.shape[1], d_pre.dtype)
