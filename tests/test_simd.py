@@ -558,3 +558,28 @@ def test_backward_at_padded_shapes_matches_a_directional_difference(kind, option
     dx, _ = layer.backward(tape, dy)
     analytic = float((dx * dx_dir).sum() + (layer.flat_grads * p_dir).sum())
     assert abs(analytic - numeric) <= 1e-7 * max(1.0, abs(numeric))
+
+
+def test_unowned_views_read_and_write_the_same_memory():
+    """``_jit.unowned``: the same data, shape and strides without the reference count;
+    writes through its views land in the caller's array."""
+    from numba import njit
+
+    from fastrnn.kernels.cpu._jit import unowned
+
+    @njit
+    def fill_rows(a, start):
+        view = unowned(a)
+        for i in range(view.shape[0]):
+            row = view[i]
+            for j in range(row.shape[0]):
+                row[j] = start + i * 10 + j
+        return view[1:, ::2].sum(), view.strides[0], view.shape[1]
+
+    a = np.zeros((3, 5), np.float64)
+    total, stride, cols = fill_rows(a, 1.0)
+    np.testing.assert_array_equal(a, 1.0 + np.arange(3)[:, None] * 10 + np.arange(5))
+    assert total == a[1:, ::2].sum() and stride == a.strides[0] and cols == 5
+    b = np.zeros((4, 6), np.float32)[:, 1:4]    # a strided view: layout "A"
+    fill_rows(b, 0.0)
+    np.testing.assert_array_equal(b, np.arange(4)[:, None] * 10 + np.arange(3))

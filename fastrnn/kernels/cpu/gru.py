@@ -62,18 +62,26 @@ def _joined_gates_row(s_r, s_z, h_prev, one, r, z, rh):
 
 
 @row_jit
-def _output_row(a_n, q_in, b_hn, r, z, h_prev, rh, reset_after, one, n, q, h_next):
-    """Candidate ``n`` and new state from ``q_in + b_hn`` (``W_hn h`` or ``W_hn (r * h)``);
-    the tape's ``q`` gets ``W_hn h + b_hn`` (after) or ``r * h`` (before)."""
+def _output_row(a_n, q_in, b_hn, r, z, h_prev, rh, reset_after, one, n, q, h_next, y):
+    """Candidate ``n`` and new state, to ``h_next`` and the output row ``y``, from ``q_in +
+    b_hn`` (``W_hn h`` or ``W_hn (r * h)``); the tape's ``q`` gets ``W_hn h + b_hn``
+    (after) or ``r * h`` (before). ``y`` is stored in this loop, not copied after
+    it: 397 against 319 ns a row of 256, in cache."""
     if reset_after:
         for j in range(h_prev.shape[0]):
             q_j = q_in[j] + b_hn[j]
-            n[j], h_next[j] = _output_point(a_n[j], q_j, r[j], z[j], h_prev[j], True, one)
+            n_j, h_j = _output_point(a_n[j], q_j, r[j], z[j], h_prev[j], True, one)
+            n[j] = n_j
+            h_next[j] = h_j
+            y[j] = h_j
             q[j] = q_j
     else:
         for j in range(h_prev.shape[0]):
-            n[j], h_next[j] = _output_point(a_n[j], q_in[j] + b_hn[j], r[j], z[j], h_prev[j],
-                                            False, one)
+            n_j, h_j = _output_point(a_n[j], q_in[j] + b_hn[j], r[j], z[j], h_prev[j], False,
+                                     one)
+            n[j] = n_j
+            h_next[j] = h_j
+            y[j] = h_j
             q[j] = rh[j]
 
 
@@ -176,9 +184,9 @@ def _forward_rows(xproj, x, w_rec_t, whn_t, nx_panel, b_hn, lengths, reverse, ke
             g = gates[k, b]
             q_in = rec[i, 2 * hidden:3 * hidden] if reset_after else q_rec[i]
             a_n = rec[i, 3 * hidden:] if in_scan else xproj[t, b, 2 * hidden:]
-            _output_row(a_n, q_in, b_hn, g[:hidden], g[hidden:2 * hidden],
-                        h_row, rh[i], reset_after, one, g[2 * hidden:], q_tape[k, b], out_row)
-            y[t, b, col0:col0 + hidden] = out_row
+            _output_row(a_n, q_in, b_hn, g[:hidden], g[hidden:2 * hidden], h_row, rh[i],
+                        reset_after, one, g[2 * hidden:], q_tape[k, b], out_row,
+                        y[t, b, col0:col0 + hidden])
 
 
 @par_jit
