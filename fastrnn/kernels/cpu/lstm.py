@@ -44,9 +44,11 @@ def _gate_offsets(hidden, coupled):
 
 
 @row_jit
-def _forward_row(pre, gates, c_prev, c_next, m, p_i, p_f, p_o, coupled, one):
+def _forward_row(pre, gates, c_prev, c_next, m, p_i, p_f, p_o, coupled, one, y):
     """Pointwise forward of one sequence's row, its gates stored to ``gates`` (a row of
-    the tape, or for inference a scratch row of the scan's own).
+    the tape, or for inference a scratch row of the scan's own) and ``m`` also to
+    ``y`` (the output row, stored in this loop rather than copied after it; a
+    scratch row with a projection).
 
     The stores are unconditional. Under a ``keep`` flag LLVM made them masked
     vector stores with an all-false mask, and those take a microcode assist on
@@ -67,6 +69,7 @@ def _forward_row(pre, gates, c_prev, c_next, m, p_i, p_f, p_o, coupled, one):
         gates[off_o + j] = o
         c_next[j] = c_t
         m[j] = m_t
+        y[j] = m_t
 
 
 @row_jit
@@ -119,6 +122,7 @@ def _forward_rows(xproj, x, panel, whr_t, peep, lengths, reverse, keep, coupled,
     rec = np.empty((rows, width), xproj.dtype)
     m = np.zeros((rows, hidden), xproj.dtype)
     gate_sink = np.empty(width, xproj.dtype)   # inference: each row's gates, then dropped
+    y_sink = np.empty(hidden, xproj.dtype)     # projection: y is h = W_hr m, stored later
     joined = joined_buffer(rows, x, out, xproj.dtype)
     for s in range(steps):
         t, before, after = step_slots(s, steps, reverse, keep)
@@ -131,16 +135,17 @@ def _forward_rows(xproj, x, panel, whr_t, peep, lengths, reverse, keep, coupled,
                 c_next[i] = c_prev[i]
                 continue
             _forward_row(sums[i], gates[k, b0 + i] if keep else gate_sink, c_prev[i], c_next[i],
-                         m[i] if project else h_next[i], p_i, p_f, p_o, coupled, one)
+                         m[i] if project else h_next[i], p_i, p_f, p_o, coupled, one,
+                         y_sink if project else y[t, b0 + i, col0:col0 + out])
         if project:
             recurrent_product(m, whr_t, h_next)
         for i in range(rows):
             b = b0 + i
             valid = t < lengths[b]
-            if valid:
-                y[t, b, col0:col0 + out] = h_next[i]
-            else:
+            if not valid:
                 h_next[i] = h_prev[i]
+            elif project:
+                y[t, b, col0:col0 + out] = h_next[i]
             if project and keep:
                 if valid:
                     m_tape[t, b] = m[i]
