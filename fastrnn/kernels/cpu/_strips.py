@@ -201,7 +201,7 @@ def _packed_joined(first, second, third):
 
 
 def joined_parts(bias, *weights):
-    """``(bias as a (G, 1) column, or (G, 0) for none, W_1, W_2)`` C-contiguous, ``W_2``
+    """``(bias as a (G, 1) column (zeros for no bias), W_1, W_2)``, C-contiguous, ``W_2``
     (G, 0) when one weight is given: the parts of the joined weights ``[bias,
     W_1, W_2]`` for :func:`pack_joined_rows`."""
     gates, dtype = weights[0].shape[0], weights[0].dtype

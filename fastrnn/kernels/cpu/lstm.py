@@ -25,8 +25,8 @@ from ._common import (accumulate_input_grads, accumulate_outer, add_into, add_to
                       scratch, state_buffer, step_slots, step_sums, tape_length, token_table,
                       weight_panel, zero_index)
 from ._gemm import SPLIT, batch_block, split_project
-from ._strips import joined_parts
 from ._jit import inline_jit, par_jit, point_jit, row_jit, scan_jit, unowned
+from ._strips import joined_parts
 from ._threads import (batch_blocks, blas_threads_for, note_scan_pool, single_blas_thread,
                        unit_chunk, use_parallel_scan)
 from . import lstm_threaded
