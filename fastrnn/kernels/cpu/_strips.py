@@ -172,11 +172,18 @@ def pack_columns(matrix, c0, cols, strips):
                 target[t0 + q] = 0
 
 
+@inline_jit
+def _new_strips(cols, depth, like):
+    """An uninitialised panel of ``cols`` columns ``depth`` rows deep, in ``like``'s dtype
+    (allocated by numba: see :func:`packed_panel`)."""
+    width = strip_columns(like.itemsize)
+    return np.empty((-(-cols // width) * depth, width), like.dtype)
+
+
 @row_jit
 def _packed_transpose(matrix):
     cols, depth = matrix.shape
-    width = strip_columns(matrix.itemsize)
-    strips = np.empty((-(-cols // width) * depth, width), matrix.dtype)
+    strips = _new_strips(cols, depth, matrix)
     pack_rows(matrix, cols, 0, cols, 1, strips)
     return strips
 
@@ -184,8 +191,7 @@ def _packed_transpose(matrix):
 @row_jit
 def _packed(matrix):
     depth, cols = matrix.shape
-    width = strip_columns(matrix.itemsize)
-    strips = np.empty((-(-cols // width) * depth, width), matrix.dtype)
+    strips = _new_strips(cols, depth, matrix)
     pack_columns(matrix, 0, cols, strips)
     return strips
 
@@ -193,9 +199,7 @@ def _packed(matrix):
 @row_jit
 def _packed_joined(first, second, third):
     cols = first.shape[0]
-    depth = first.shape[1] + second.shape[1] + third.shape[1]
-    width = strip_columns(first.itemsize)
-    strips = np.empty((-(-cols // width) * depth, width), first.dtype)
+    strips = _new_strips(cols, first.shape[1] + second.shape[1] + third.shape[1], first)
     pack_joined_rows(first, second, third, cols, 0, cols, 1, strips)
     return strips
 
