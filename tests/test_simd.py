@@ -6,7 +6,7 @@ import pytest
 from fastrnn.kernels.cpu import _common
 from fastrnn.kernels.cpu._common import accumulate_outer, accumulate_product
 from fastrnn.kernels.cpu._gemm import split_outer_product_add, split_panel_product_add
-from fastrnn.kernels.cpu._simd import (K_BLOCK, OUTER_COLUMNS, OUTER_PASS, VECTOR_BYTES, _panel,
+from fastrnn.kernels.cpu._simd import (K_BLOCK, OUTER_PASS, OUTER_ROW_BYTES, VECTOR_BYTES, _panel,
                                        outer_product_add, panel_product, panel_product_add)
 
 DTYPES = [np.float32, np.float64]
@@ -227,13 +227,14 @@ def test_accumulate_outer_of_some_rows_reads_their_columns_in_place(split, dtype
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_a_second_gradient_in_the_same_sweep_changes_no_bit(dtype):
     """``W_hh``'s gradient summed in ``W_ih``'s sweep over ``d`` (columns past
-    :data:`OUTER_COLUMNS`, rows split as the threads split them) gets the bits of
+    :data:`OUTER_ROW_BYTES`, rows split as the threads split them) gets the bits of
     its own sweep, and so does the first."""
     rng = np.random.default_rng(6)
     lanes = _lanes(dtype)
     rows, depth = 8 * 3 + 5, OUTER_PASS + 37
     d, inputs, grad, _ = _outer_operands(rng, depth, rows, 3 * lanes, dtype)
-    more_inputs = rng.standard_normal((depth, OUTER_COLUMNS + 2 * lanes)).astype(dtype)
+    more_inputs = rng.standard_normal((depth, OUTER_ROW_BYTES // np.dtype(dtype).itemsize
+                                         + 2 * lanes)).astype(dtype)
     more_grad = rng.standard_normal((rows, more_inputs.shape[1])).astype(dtype)
     alone, more_alone = grad.copy(), more_grad.copy()
     _outer(d, inputs, alone, 0, rows)
