@@ -15,12 +15,34 @@ from ._common import (accumulate_input_grads, add_to, block_sums, entering_state
                       recurrent_product, run_scan, scan_inputs, scratch, state_buffer,
                       step_slots, step_sums, weight_panel)
 from ._gemm import batch_block
-from ._jit import par_jit, point_jit, scan_jit, unowned
+from ._jit import par_jit, point_jit, row_jit, scan_jit, unowned
 from ._threads import batch_blocks, blas_threads_for, note_scan_pool
 
 _forward_point = point_jit(rnn_forward_point)
 _backward_point = point_jit(rnn_backward_point)
 _NONLINEARITY_CODES = {"tanh": TANH, "relu": RELU}
+
+
+# The forward's pointwise loop of a row, out of line so that LLVM vectorises it
+# (as :func:`.lstm._forward_row`), each nonlinearity a loop of its own.
+@row_jit
+def _forward_row(sums, nonlinearity, one, h_next, y):
+    """``h_next = y = f(sums)`` for one row, ``y`` stored in the loop.
+
+    Inlined into the scan, the loop and a copy of the row to ``y`` after it
+    took longer: forward, ms, out of line against inline, RNN (100, 64, 128,
+    256) one thread 12.56 against 13.04, (2000, 16, 32, 128) two threads 14.61
+    against 15.45. Same bits. (The backward's loop gained nothing out of line.)"""
+    if nonlinearity == RELU:
+        for j in range(h_next.shape[0]):
+            h_j = _forward_point(sums[j], RELU, one)
+            h_next[j] = h_j
+            y[j] = h_j
+    else:
+        for j in range(h_next.shape[0]):
+            h_j = _forward_point(sums[j], TANH, one)
+            h_next[j] = h_j
+            y[j] = h_j
 
 
 @scan_jit
@@ -49,10 +71,7 @@ def _forward_rows(xproj, x, panel, lengths, reverse, keep, nonlinearity, y, col0
             if t >= lengths[b0 + i]:
                 h_next[i] = h_prev[i]
                 continue
-            r, h_row = sums[i], h_next[i]
-            for j in range(hidden):
-                h_row[j] = _forward_point(r[j], nonlinearity, one)
-            y[t, b0 + i, col0:col0 + hidden] = h_row
+            _forward_row(sums[i], nonlinearity, one, h_next[i], y[t, b0 + i, col0:col0 + hidden])
 
 
 @par_jit
