@@ -186,35 +186,21 @@ def _forward_rows(xproj, x, w_rec_t, whn_t, nx_panel, b_hn, lengths, reverse, ke
                          joined, rec)
         else:
             recurrent_product(hs[before, b0:b1], w_rec_t, rec)
-        if reset_after:
+        if not reset_after:   # the gates, then W_hn (r * h_{t-1})
             for i in range(rows):
                 b = b0 + i
-                h_row, out_row = hs[before, b], hs[after, b]
                 if t >= lengths[b]:
-                    out_row[:] = h_row
-                    q_tape[k, b] = 0.0
                     continue
                 p, g = rec[i], gates[k, b]
-                a = p if in_scan else xproj[t, b]   # joined: the gates' sums are p's alone
-                a_n = p[3 * hidden:] if in_scan else a[2 * hidden:]
-                _after_row(a[:hidden], a[hidden:2 * hidden], p[:hidden], p[hidden:2 * hidden],
-                           a_n, p[2 * hidden:3 * hidden], b_hn, h_row, in_scan, one,
-                           g[:hidden], g[hidden:2 * hidden], g[2 * hidden:], q_tape[k, b],
-                           out_row, y[t, b, col0:col0 + hidden])
-            continue
-        for i in range(rows):
-            b = b0 + i
-            if t >= lengths[b]:
-                continue
-            p, g = rec[i], gates[k, b]
-            if in_scan:
-                _joined_gates_row(p[:hidden], p[hidden:2 * hidden], hs[before, b], one,
-                                  g[:hidden], g[hidden:2 * hidden], rh[i])
-            else:
-                a = xproj[t, b]
-                _gates_row(a[:hidden], a[hidden:2 * hidden], p[:hidden], p[hidden:2 * hidden],
-                           hs[before, b], one, g[:hidden], g[hidden:2 * hidden], rh[i])
-        recurrent_product(rh, whn_t, q_rec)
+                if in_scan:
+                    _joined_gates_row(p[:hidden], p[hidden:2 * hidden], hs[before, b], one,
+                                      g[:hidden], g[hidden:2 * hidden], rh[i])
+                else:
+                    a = xproj[t, b]
+                    _gates_row(a[:hidden], a[hidden:2 * hidden], p[:hidden],
+                               p[hidden:2 * hidden], hs[before, b], one, g[:hidden],
+                               g[hidden:2 * hidden], rh[i])
+            recurrent_product(rh, whn_t, q_rec)
         for i in range(rows):
             b = b0 + i
             h_row, out_row = hs[before, b], hs[after, b]
@@ -222,11 +208,18 @@ def _forward_rows(xproj, x, w_rec_t, whn_t, nx_panel, b_hn, lengths, reverse, ke
                 out_row[:] = h_row
                 q_tape[k, b] = 0.0
                 continue
-            g = gates[k, b]
-            a_n = rec[i, 3 * hidden:] if in_scan else xproj[t, b, 2 * hidden:]
-            _output_row(a_n, q_rec[i], b_hn, g[:hidden], g[hidden:2 * hidden], h_row, rh[i],
-                        one, g[2 * hidden:], q_tape[k, b], out_row, y[t, b, col0:col0 + hidden])
-
+            p, g = rec[i], gates[k, b]
+            a = p if in_scan else xproj[t, b]   # joined: the gates' sums are p's alone
+            a_n = p[3 * hidden:] if in_scan else a[2 * hidden:]
+            y_row = y[t, b, col0:col0 + hidden]
+            if reset_after:
+                _after_row(a[:hidden], a[hidden:2 * hidden], p[:hidden], p[hidden:2 * hidden],
+                           a_n, p[2 * hidden:3 * hidden], b_hn, h_row, in_scan, one,
+                           g[:hidden], g[hidden:2 * hidden], g[2 * hidden:], q_tape[k, b],
+                           out_row, y_row)
+            else:
+                _output_row(a_n, q_rec[i], b_hn, g[:hidden], g[hidden:2 * hidden], h_row, rh[i],
+                            one, g[2 * hidden:], q_tape[k, b], out_row, y_row)
 
 @par_jit
 def _forward_blocks(xproj, x, w_rec_t, whn_t, nx_panel, b_hn, lengths, reverse, keep,
