@@ -221,6 +221,7 @@ def _forward_rows(xproj, x, w_rec_t, whn_t, nx_panel, b_hn, lengths, reverse, ke
                 _output_row(a_n, q_rec[i], b_hn, g[:hidden], g[hidden:2 * hidden], h_row, rh[i],
                             one, g[2 * hidden:], q_tape[k, b], out_row, y_row)
 
+
 @par_jit
 def _forward_blocks(xproj, x, w_rec_t, whn_t, nx_panel, b_hn, lengths, reverse, keep,
                     reset_after, y, col0, hs, gates, q_tape, blocks):
