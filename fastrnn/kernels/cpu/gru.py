@@ -25,7 +25,7 @@ from ._common import (accumulate_input_grads, accumulate_outer, add_to, block_su
                       joined_buffer, recurrent_product, run_scan, scan_input,
                       scratch, state_buffer, step_slots, tape_length, weight_panel)
 from ._gemm import batch_block
-from ._jit import par_jit, point_jit, row_jit, scan_jit, unowned
+from ._jit import inline_jit, par_jit, point_jit, row_jit, scan_jit, unowned
 from ._strips import joined_panel, leading_strip_product, strip_product, strip_product_add
 from ._threads import batch_blocks, blas_threads_for, note_scan_pool
 
@@ -75,12 +75,22 @@ def _output_row(a_n, q_in, b_hn, r, z, h_prev, rh, one, n, q, h_next, y):
         q[j] = rh[j]
 
 
+@inline_jit
+def _after_point(s_r, s_z, a_n, q_in, b_hn, h_prev, one):
+    """Reset after, one element of a step: ``(r, z, n, h, q)`` from the gates' whole
+    pre-activations ``s_*``, ``a_n = W_in x + b_in`` and ``q = q_in + b_hn``."""
+    r, z = _gates_point(s_r, s_z, one)
+    q = q_in + b_hn
+    n, h = _output_point(a_n, q, r, z, h_prev, True, one)
+    return r, z, n, h, q
+
+
 @row_jit
 def _after_row(a_r, a_z, p_r, p_z, a_n, q_in, b_hn, h_prev, joined, one, r, z, n, q, h_next, y):
-    """Reset after: a whole step of one row in one loop, the gates as :func:`_gates_row`
-    (when ``joined``, as :func:`_joined_gates_row`, from ``p_*`` alone), then the
-    candidate ``n`` from ``a_n`` and ``q = q_in + b_hn`` (``W_hn h + b_hn``, which
-    the tape's ``q`` keeps) and the new state, to ``h_next`` and ``y``.
+    """Reset after: a whole step of one row in one loop (:func:`_after_point`), the
+    gates' pre-activations ``a_* + p_*`` (when ``joined``, ``p_*`` alone, the
+    joined product's), to ``r, z, n``, the tape's ``q`` (``W_hn h + b_hn``),
+    ``h_next`` and ``y``.
 
     One loop instead of two (the gates' and the output's, as reset before
     needs, with ``W_hn (r * h)`` between them): no ``r * h_{t-1}``, the gates
@@ -89,26 +99,16 @@ def _after_row(a_r, a_z, p_r, p_z, a_n, q_in, b_hn, h_prev, joined, one, r, z, n
     37.07). Same arithmetic, same bits."""
     if joined:
         for j in range(h_prev.shape[0]):
-            r_j, z_j = _gates_point(p_r[j], p_z[j], one)
-            q_j = q_in[j] + b_hn[j]
-            n_j, h_j = _output_point(a_n[j], q_j, r_j, z_j, h_prev[j], True, one)
-            r[j] = r_j
-            z[j] = z_j
-            n[j] = n_j
+            r[j], z[j], n[j], h_j, q[j] = _after_point(p_r[j], p_z[j], a_n[j], q_in[j], b_hn[j],
+                                                       h_prev[j], one)
             h_next[j] = h_j
             y[j] = h_j
-            q[j] = q_j
     else:
         for j in range(h_prev.shape[0]):
-            r_j, z_j = _gates_point(a_r[j] + p_r[j], a_z[j] + p_z[j], one)
-            q_j = q_in[j] + b_hn[j]
-            n_j, h_j = _output_point(a_n[j], q_j, r_j, z_j, h_prev[j], True, one)
-            r[j] = r_j
-            z[j] = z_j
-            n[j] = n_j
+            r[j], z[j], n[j], h_j, q[j] = _after_point(a_r[j] + p_r[j], a_z[j] + p_z[j], a_n[j],
+                                                       q_in[j], b_hn[j], h_prev[j], one)
             h_next[j] = h_j
             y[j] = h_j
-            q[j] = q_j
 
 
 @row_jit
