@@ -253,3 +253,43 @@ def test_a_malformed_size_in_the_environment_is_named():
     assert result.returncode != 0
     assert "FASTRNN_POOL_BYTES must be a whole number" in result.stderr
     assert "'256M'" in result.stderr
+
+
+GIB = 1 << 30
+
+
+@pytest.mark.parametrize("physical, cgroup, expected", [
+    (24 * GIB, None, 24 * GIB // 16),          # a sixteenth of the machine
+    (64 * GIB, 8 * GIB, 8 * GIB // 16),        # a lower cgroup limit wins
+    (8 * GIB, 64 * GIB, 8 * GIB // 16),        # a higher one does not
+    (2 * GIB, None, 256 << 20),                # never below 256 MiB
+    (512 * GIB, None, 4 * GIB),                # nor above 4 GiB
+    (None, None, 256 << 20),                   # unknown: 256 MiB
+])
+def test_the_default_pool_is_a_sixteenth_of_the_memory_within_bounds(physical, cgroup, expected):
+    assert fr.config.default_pool_bytes(physical, cgroup) == expected
+
+
+def test_the_cgroup_limit_is_read_from_the_first_file_that_exists(tmp_path):
+    limited, unlimited = tmp_path / "limited", tmp_path / "unlimited"
+    limited.write_text("4294967296\n")
+    unlimited.write_text("max\n")
+    missing = str(tmp_path / "missing")
+    assert fr.config._cgroup_memory_limit((missing, str(limited))) == 4 * GIB
+    assert fr.config._cgroup_memory_limit((str(unlimited), str(limited))) is None
+    assert fr.config._cgroup_memory_limit((missing,)) is None
+
+
+def test_the_pool_bound_is_the_default_unless_the_environment_sets_it():
+    code = ("import fastrnn as fr; c = fr.config; "
+            "print(c.POOL_BYTES == c.default_pool_bytes(c._physical_memory(), "
+            "c._cgroup_memory_limit()), c.POOL_BYTES)")
+    env = {k: v for k, v in os.environ.items() if k != "FASTRNN_POOL_BYTES"}
+    default = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True).stdout.split()
+    assert default[0] == "True"
+    assert 256 << 20 <= int(default[1]) <= 4 * GIB
+    env["FASTRNN_POOL_BYTES"] = "1234567"
+    chosen = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, check=True).stdout.split()
+    assert chosen == ["False", "1234567"]
