@@ -15,8 +15,9 @@ NumPy's views keep the lease itself as their ``base`` (numpy follows the chain o
 bases only through arrays), so the lease dies, and its block returns to the
 pool, only when the last array using the memory is gone: nothing handed out is
 ever reused while it is visible. The pool keeps at most
-:data:`fastrnn.config.POOL_BYTES` of idle blocks (256 MiB; ``FASTRNN_POOL_BYTES``,
-0 turns it off; :func:`release` frees them) and hands a block to a
+:data:`fastrnn.config.POOL_BYTES` of idle blocks (by default a sixteenth of the
+memory, within 256 MiB and 4 GiB: :func:`fastrnn.config.default_pool_bytes`;
+``FASTRNN_POOL_BYTES``, 0 turns it off; :func:`release` frees them) and hands a block to a
 request of the same size class (sizes rounded up to an eighth of their power of
 two). Arrays smaller than :data:`MIN_BYTES` come from ``np.empty`` as before.
 """
