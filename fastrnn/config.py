@@ -32,6 +32,48 @@ def _env_int(name, default):
                          f"counts, no unit), got {value!r}") from None
 
 
+_POOL_FLOOR, _POOL_CEILING = 256 << 20, 4 << 30   # bounds of default_pool_bytes
+_CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def _cgroup_memory_limit(paths=_CGROUP_LIMITS):
+    """The memory limit of this process's cgroup in bytes (v2 ``memory.max``, else v1
+    ``memory.limit_in_bytes``), or None where there is none or it cannot be read."""
+    for path in paths:
+        try:
+            with open(path) as file:
+                text = file.read().strip()
+        except OSError:
+            continue
+        return int(text) if text.isdigit() else None   # "max": no limit
+    return None
+
+
+def _physical_memory():
+    """Bytes of physical memory, or None where ``os.sysconf`` cannot tell (Windows)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def default_pool_bytes(physical=None, cgroup_limit=None):
+    """The default of :data:`POOL_BYTES`: a sixteenth of the memory this process may
+    use (the machine's, or its cgroup's limit when lower), within 256 MiB and
+    4 GiB; 256 MiB when neither is known.
+
+    A fixed 256 MiB was below one training call of the larger float64 layers
+    (an LSTM (100, 128, 512, 512) hands back 418 MiB of tape and gradients), so
+    every call took part of its memory fresh from the kernel: two threads,
+    forward+backward, median 1532 against 1476 ms and up to 1854 against 1557,
+    with 63 ms of system time a call against none.
+    """
+    limits = [value for value in (physical, cgroup_limit) if value]
+    if not limits:
+        return _POOL_FLOOR
+    return min(max(min(limits) // 16, _POOL_FLOOR), _POOL_CEILING)
+
+
 #: numba ``cache=True`` for every kernel.
 CACHE = _env_flag("FASTRNN_CACHE", True)
 #: numba ``fastmath`` for every kernel.
@@ -84,47 +126,6 @@ LSTM_INPUT_IN_SCAN_BYTES = _env_int("FASTRNN_LSTM_INPUT_IN_SCAN_BYTES", 1 << 20)
 #: read at each call. The threshold is a guess: it has not been timed on a GPU.
 CUDA_PERSISTENT = _env_flag("FASTRNN_CUDA_PERSISTENT", True)
 CUDA_PERSISTENT_MAX_BATCH = _env_int("FASTRNN_CUDA_PERSISTENT_MAX_BATCH", 32)
-_CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
-
-
-def _cgroup_memory_limit(paths=_CGROUP_LIMITS):
-    """The memory limit of this process's cgroup in bytes (v2 ``memory.max``, else v1
-    ``memory.limit_in_bytes``), or None where there is none or it cannot be read."""
-    for path in paths:
-        try:
-            with open(path) as file:
-                text = file.read().strip()
-        except OSError:
-            continue
-        return int(text) if text.isdigit() else None   # "max": no limit
-    return None
-
-
-def _physical_memory():
-    """Bytes of physical memory, or None where ``os.sysconf`` cannot tell (Windows)."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def default_pool_bytes(physical=None, cgroup_limit=None):
-    """The default of :data:`POOL_BYTES`: a sixteenth of the memory this process may
-    use (the machine's, or its cgroup's limit when lower), within 256 MiB and
-    4 GiB; 256 MiB when neither is known.
-
-    A fixed 256 MiB was below one training call of the larger float64 layers
-    (an LSTM (100, 128, 512, 512) hands back 418 MiB of tape and gradients), so
-    every call took part of its memory fresh from the kernel: two threads,
-    forward+backward, median 1532 against 1476 ms and up to 1854 against 1557,
-    with 63 ms of system time a call against none.
-    """
-    limits = [value for value in (physical, cgroup_limit) if value]
-    if not limits:
-        return 256 << 20
-    return min(max(min(limits) // 16, 256 << 20), 4 << 30)
-
-
 #: Most bytes of idle memory blocks :mod:`fastrnn._memory` keeps for the arrays
 #: calls hand back (tapes, outputs, gradients); 0 turns the pool off. Read at
 #: each allocation. Default: :func:`default_pool_bytes` (1.5 GiB on a 24 GiB
